@@ -1,0 +1,214 @@
+package testenv
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+var (
+	redisOnce sync.Once
+	redisURL  string
+	redisErr  error
+)
+
+// RedisURL returns the URL of the Redis every test shares: RESUMER_TEST_REDIS_URL when set,
+// else redis://127.0.0.1:6379/0 when something answers there, else a redis-server started
+// for this test process (it dies with the process).
+func RedisURL(tb testing.TB) string {
+	tb.Helper()
+	redisOnce.Do(func() {
+		if u := os.Getenv("RESUMER_TEST_REDIS_URL"); u != "" {
+			redisURL = u
+			return
+		}
+		if ping("redis://127.0.0.1:6379/0") == nil {
+			redisURL = "redis://127.0.0.1:6379/0"
+			return
+		}
+		var srv *RedisServer
+		srv, redisErr = startRedisServer(freePort(), "")
+		if redisErr == nil {
+			redisURL = srv.URL()
+		}
+	})
+	if redisErr != nil {
+		tb.Fatalf("redis for tests: %v", redisErr)
+	}
+	return redisURL
+}
+
+// Redis returns a client of the shared test Redis and a key prefix unique to this test. Keys
+// under the prefix are deleted and the client closed when the test ends.
+func Redis(tb testing.TB) (*redis.Client, string) {
+	tb.Helper()
+	opts, err := redis.ParseURL(RedisURL(tb))
+	if err != nil {
+		tb.Fatalf("parse redis url: %v", err)
+	}
+	c := redis.NewClient(opts)
+	prefix := Prefix(tb)
+	tb.Cleanup(func() {
+		DeletePrefix(context.Background(), c, prefix)
+		c.Close()
+	})
+	return c, prefix
+}
+
+// Prefix returns a fresh key prefix ("t-<random>") for a test's keys, stream and consumer names.
+func Prefix(tb testing.TB) string {
+	tb.Helper()
+	var b [6]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		tb.Fatalf("random prefix: %v", err)
+	}
+	return "t-" + hex.EncodeToString(b[:])
+}
+
+// DeletePrefix deletes every key that starts with prefix.
+func DeletePrefix(ctx context.Context, c redis.UniversalClient, prefix string) {
+	iter := c.Scan(ctx, 0, prefix+"*", 1000).Iterator()
+	var batch []string
+	for iter.Next(ctx) {
+		batch = append(batch, iter.Val())
+		if len(batch) == 500 {
+			c.Unlink(ctx, batch...)
+			batch = batch[:0]
+		}
+	}
+	if len(batch) > 0 {
+		c.Unlink(ctx, batch...)
+	}
+}
+
+// RedisServer is a redis-server process a test owns, for tests that stop Redis on purpose.
+type RedisServer struct {
+	port int
+	dir  string
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+}
+
+// StartRedis starts a private redis-server on a free loopback port (no persistence) and stops
+// it when the test ends. It skips the test when redis-server is not installed.
+func StartRedis(tb testing.TB) *RedisServer {
+	tb.Helper()
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		tb.Skip("redis-server not installed")
+	}
+	s, err := startRedisServer(freePort(), tb.TempDir())
+	if err != nil {
+		tb.Fatalf("start redis-server: %v", err)
+	}
+	tb.Cleanup(s.Stop)
+	return s
+}
+
+// URL is the server's redis:// URL.
+func (s *RedisServer) URL() string { return fmt.Sprintf("redis://127.0.0.1:%d/0", s.port) }
+
+// Addr is the server's host:port.
+func (s *RedisServer) Addr() string { return "127.0.0.1:" + strconv.Itoa(s.port) }
+
+// Stop kills the server; calling it on a stopped server does nothing.
+func (s *RedisServer) Stop() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		return
+	}
+	s.cmd.Process.Kill()
+	s.cmd.Wait()
+	s.cmd = nil
+}
+
+// Restart starts a stopped server again on the same port.
+func (s *RedisServer) Restart(tb testing.TB) {
+	tb.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd != nil {
+		return
+	}
+	cmd, err := launchRedis(s.port, s.dir)
+	if err != nil {
+		tb.Fatalf("restart redis-server: %v", err)
+	}
+	s.cmd = cmd
+}
+
+func startRedisServer(port int, dir string) (*RedisServer, error) {
+	if dir == "" {
+		var err error
+		if dir, err = os.MkdirTemp("", "resumer-redis-"); err != nil {
+			return nil, err
+		}
+	}
+	cmd, err := launchRedis(port, dir)
+	if err != nil {
+		return nil, err
+	}
+	return &RedisServer{port: port, dir: dir, cmd: cmd}, nil
+}
+
+func launchRedis(port int, dir string) (*exec.Cmd, error) {
+	cmd := exec.Command("redis-server", "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--dir", dir, "--daemonize", "no")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	url := fmt.Sprintf("redis://127.0.0.1:%d/0", port)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := ping(url)
+		if err == nil {
+			return cmd, nil
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			cmd.Wait()
+			return nil, fmt.Errorf("redis-server on port %d not answering: %w", port, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func ping(url string) error {
+	opts, err := redis.ParseURL(url)
+	if err != nil {
+		return err
+	}
+	opts.DialTimeout = 300 * time.Millisecond
+	opts.MaxRetries = -1
+	c := redis.NewClient(opts)
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	err = c.Ping(ctx).Err()
+	if err != nil && strings.Contains(err.Error(), "NOAUTH") {
+		return nil
+	}
+	return err
+}
+
+func freePort() int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 16379
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
