@@ -1,0 +1,134 @@
+// Package eventstream is the contract between the webhook receiver, which publishes Persona
+// events to JetStream, and the worker, which consumes them: the stream's configuration, the
+// subject scheme and the message headers. Both roles call Ensure at start-up, so either may
+// start first.
+package eventstream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// SubjectPrefix starts every event subject: an event named "inquiry.started" is published
+// to "persona.events.inquiry.started".
+const SubjectPrefix = "persona.events."
+
+// Header names set on every published event, besides nats.MsgIdHdr (the event id).
+const (
+	HeaderEventName      = "Persona-Event-Name"
+	HeaderInquiryID      = "Persona-Inquiry-Id"
+	HeaderEventCreatedAt = "Persona-Event-Created-At" // RFC 3339, nanoseconds
+	HeaderReceivedAt     = "Resumer-Received-At"      // RFC 3339, nanoseconds
+	// HeaderDeadReason is set on a dead letter: why the event could not be applied.
+	HeaderDeadReason = "Resumer-Dead-Reason"
+	// HeaderDeadSubject is set on a dead letter: the subject it was first published to.
+	HeaderDeadSubject = "Resumer-Dead-Subject"
+	// HeaderDeadSequence is set on a dead letter: its sequence in the events stream.
+	HeaderDeadSequence = "Resumer-Dead-Sequence"
+)
+
+// Defaults for Config.
+const (
+	DefaultStream      = "PERSONA_EVENTS"
+	DefaultDLQStream   = "PERSONA_DLQ"
+	DefaultDedupWindow = time.Hour
+	DefaultMaxAge      = 7 * 24 * time.Hour
+)
+
+// Config describes the events stream.
+type Config struct {
+	Name        string        // stream name, e.g. PERSONA_EVENTS
+	DedupWindow time.Duration // JetStream duplicate window for Nats-Msg-Id
+	MaxAge      time.Duration // how long events are kept for replay
+	Replicas    int           // 1, or 3 on a cluster
+}
+
+// Subject returns the subject an event of this name is published to. Characters that are not
+// safe in a subject token (wildcards, spaces, control characters) become '_', and empty
+// tokens become "_", so any event name Persona invents maps to a valid subject.
+func Subject(eventName string) string {
+	if eventName == "" {
+		return SubjectPrefix + "_"
+	}
+	tokens := strings.Split(eventName, ".")
+	for i, tok := range tokens {
+		if tok == "" {
+			tokens[i] = "_"
+			continue
+		}
+		tokens[i] = strings.Map(func(r rune) rune {
+			if r <= ' ' || r == '*' || r == '>' || r == 0x7f {
+				return '_'
+			}
+			return r
+		}, tok)
+	}
+	return SubjectPrefix + strings.Join(tokens, ".")
+}
+
+// Ensure creates the events stream or updates it to cfg (file storage, subjects
+// persona.events.>). It fails when JetStream is unavailable or refuses the configuration.
+func Ensure(ctx context.Context, js jetstream.JetStream, cfg Config) (jetstream.Stream, error) {
+	if cfg.Name == "" {
+		cfg.Name = DefaultStream
+	}
+	if cfg.DedupWindow <= 0 {
+		cfg.DedupWindow = DefaultDedupWindow
+	}
+	if cfg.MaxAge <= 0 {
+		cfg.MaxAge = DefaultMaxAge
+	}
+	if cfg.Replicas <= 0 {
+		cfg.Replicas = 1
+	}
+	s, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        cfg.Name,
+		Description: "Persona webhook events received by resumer",
+		Subjects:    []string{SubjectPrefix + ">"},
+		Storage:     jetstream.FileStorage,
+		Retention:   jetstream.LimitsPolicy,
+		Duplicates:  cfg.DedupWindow,
+		MaxAge:      cfg.MaxAge,
+		Replicas:    cfg.Replicas,
+		Discard:     jetstream.DiscardOld,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ensure stream %s: %w", cfg.Name, err)
+	}
+	return s, nil
+}
+
+// EnsureDLQ creates or updates the dead-letter stream name, which holds events the worker
+// could never apply. Its subjects are "<name>.>" so it never overlaps the events stream.
+func EnsureDLQ(ctx context.Context, js jetstream.JetStream, name string, replicas int) (jetstream.Stream, error) {
+	if name == "" {
+		return nil, errors.New("ensure dead-letter stream: empty name")
+	}
+	if replicas <= 0 {
+		replicas = 1
+	}
+	s, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        name,
+		Description: "Persona events resumer could not apply",
+		Subjects:    []string{DLQSubject(name, ">")},
+		Storage:     jetstream.FileStorage,
+		Retention:   jetstream.LimitsPolicy,
+		MaxAge:      30 * 24 * time.Hour,
+		Replicas:    replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ensure dead-letter stream %s: %w", name, err)
+	}
+	return s, nil
+}
+
+// DLQSubject returns the subject a dead letter of the given event subject suffix is
+// published to in the dead-letter stream named dlq.
+func DLQSubject(dlq, suffix string) string {
+	return "resumer.dlq." + strings.ToLower(dlq) + "." + suffix
+}
