@@ -1,0 +1,334 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// config is everything the roles need, read from flags, RESUMER_* variables and *_FILE
+// secrets, in that order of precedence.
+type config struct {
+	Roles          []string
+	HTTPAddr       string
+	AdminAddr      string
+	NATSURL        string
+	Stream         string
+	StreamReplicas int
+	StreamMaxAge   time.Duration
+	DedupWindow    time.Duration
+	DLQStream      string
+	Consumer       string
+	MaxDeliver     int
+	BatchSize      int
+	RedisURL       string
+	RedisPrefix    string
+	RedisShards    int
+
+	WebhookSecrets   [][]byte
+	WebhookTolerance time.Duration
+	WebhookMaxBody   int64
+	PublishTimeout   time.Duration
+
+	EventMemory      time.Duration
+	Retention        time.Duration
+	ExpiryDefault    time.Duration
+	ExpiryByTemplate map[string]time.Duration
+
+	LogLevel        slog.Level
+	ShutdownTimeout time.Duration
+
+	// explicit records which variables were given (flag, env or file) rather than defaulted;
+	// `resumer dev` embeds NATS only when RESUMER_NATS_URL is not explicit.
+	explicit map[string]bool
+}
+
+// allRoles are the roles `serve` can run, in start order.
+var allRoles = []string{"webhook", "worker"}
+
+// setting is one configuration variable: its environment name, default, help text, whether
+// it may come from a *_FILE, and how it is stored into config.
+type setting struct {
+	env    string
+	def    string
+	usage  string
+	secret bool
+	set    func(c *config, v string) error
+}
+
+// settings lists every variable resumer reads. The README's configuration table is checked
+// against it by TestREADMEListsEverySetting.
+var settings = []setting{
+	{env: "RESUMER_ROLES", def: "webhook,worker", usage: "roles `serve` runs: comma-separated subset of " + strings.Join(allRoles, ","),
+		set: func(c *config, v string) error {
+			roles, err := parseRoles(v)
+			c.Roles = roles
+			return err
+		}},
+	{env: "RESUMER_HTTP_ADDR", def: ":8080", usage: "public listener (Persona webhooks)", set: setAddr(func(c *config) *string { return &c.HTTPAddr })},
+	{env: "RESUMER_ADMIN_ADDR", def: ":9464", usage: "admin listener: /metrics, /healthz, /readyz", set: setAddr(func(c *config) *string { return &c.AdminAddr })},
+	{env: "RESUMER_NATS_URL", def: "nats://127.0.0.1:4222", usage: "NATS server URL(s), comma-separated; `dev` embeds a server unless this is set", secret: true,
+		set: func(c *config, v string) error {
+			for _, u := range strings.Split(v, ",") {
+				if _, err := url.Parse(strings.TrimSpace(u)); err != nil || strings.TrimSpace(u) == "" {
+					return fmt.Errorf("invalid URL %q", u)
+				}
+			}
+			c.NATSURL = v
+			return nil
+		}},
+	{env: "RESUMER_STREAM", def: "PERSONA_EVENTS", usage: "JetStream stream holding received events", set: setName(func(c *config) *string { return &c.Stream })},
+	{env: "RESUMER_STREAM_REPLICAS", def: "1", usage: "stream replicas (3 on a NATS cluster)", set: setInt(1, 5, func(c *config) *int { return &c.StreamReplicas })},
+	{env: "RESUMER_STREAM_MAX_AGE", def: "7d", usage: "how long the stream keeps events for replay", set: setDuration(time.Minute, func(c *config) *time.Duration { return &c.StreamMaxAge })},
+	{env: "RESUMER_DEDUP_WINDOW", def: "1h", usage: "JetStream duplicate window for event ids", set: setDuration(time.Second, func(c *config) *time.Duration { return &c.DedupWindow })},
+	{env: "RESUMER_DLQ_STREAM", def: "PERSONA_DLQ", usage: "dead-letter stream for events that cannot be applied", set: setName(func(c *config) *string { return &c.DLQStream })},
+	{env: "RESUMER_CONSUMER", def: "state", usage: "durable consumer name of the worker", set: setName(func(c *config) *string { return &c.Consumer })},
+	{env: "RESUMER_MAX_DELIVER", def: "10", usage: "deliveries before an event is dead-lettered", set: setInt(1, 1000, func(c *config) *int { return &c.MaxDeliver })},
+	{env: "RESUMER_BATCH_SIZE", def: "256", usage: "events the worker fetches and applies per batch", set: setInt(1, 10000, func(c *config) *int { return &c.BatchSize })},
+	{env: "RESUMER_REDIS_URL", def: "redis://127.0.0.1:6379/0", usage: "Redis URL (redis:// or rediss://, password in the URL)", secret: true,
+		set: func(c *config, v string) error {
+			u, err := url.Parse(v)
+			if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss" && u.Scheme != "unix") {
+				return errors.New("want a redis://, rediss:// or unix:// URL")
+			}
+			c.RedisURL = v
+			return nil
+		}},
+	{env: "RESUMER_REDIS_PREFIX", def: "resumer", usage: "prefix of every Redis key", set: setName(func(c *config) *string { return &c.RedisPrefix })},
+	{env: "RESUMER_REDIS_SHARDS", def: "16", usage: "shards of the expiry index (fixed once data exists)", set: setInt(1, 16384, func(c *config) *int { return &c.RedisShards })},
+	{env: "RESUMER_WEBHOOK_SECRETS", usage: "Persona webhook secrets (wbhsec_...), comma-separated during rotation", secret: true,
+		set: func(c *config, v string) error {
+			c.WebhookSecrets = nil
+			for _, s := range strings.Split(v, ",") {
+				if s = strings.TrimSpace(s); s != "" {
+					c.WebhookSecrets = append(c.WebhookSecrets, []byte(s))
+				}
+			}
+			return nil
+		}},
+	{env: "RESUMER_WEBHOOK_TOLERANCE", def: "5m", usage: "accepted clock skew of a signature's timestamp, both ways", set: setDuration(time.Second, func(c *config) *time.Duration { return &c.WebhookTolerance })},
+	{env: "RESUMER_WEBHOOK_MAX_BODY", def: "1048576", usage: "largest webhook body in bytes (larger: 413)",
+		set: func(c *config, v string) error {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || n < 1024 || n > 64<<20 {
+				return errors.New("want a byte count between 1024 and 67108864")
+			}
+			c.WebhookMaxBody = n
+			return nil
+		}},
+	{env: "RESUMER_PUBLISH_TIMEOUT", def: "2s", usage: "wait for JetStream's ack before answering 503", set: setDuration(10*time.Millisecond, func(c *config) *time.Duration { return &c.PublishTimeout })},
+	{env: "RESUMER_EVENT_MEMORY", def: "72h", usage: "how long an event id is remembered per inquiry", set: setDuration(time.Minute, func(c *config) *time.Duration { return &c.EventMemory })},
+	{env: "RESUMER_RETENTION", def: "30d", usage: "how long a record is kept after its inquiry became final", set: setDuration(time.Minute, func(c *config) *time.Duration { return &c.Retention })},
+	{env: "RESUMER_EXPIRY_DEFAULT", def: "24h", usage: "expiry interval when an event has no expires-at", set: setDuration(time.Minute, func(c *config) *time.Duration { return &c.ExpiryDefault })},
+	{env: "RESUMER_EXPIRY_BY_TEMPLATE", usage: "per-template expiry intervals, e.g. itmpl_a=48h,itmpl_b=7d",
+		set: func(c *config, v string) error {
+			m, err := parseTemplateIntervals(v)
+			c.ExpiryByTemplate = m
+			return err
+		}},
+	{env: "RESUMER_LOG_LEVEL", def: "info", usage: "debug, info, warn or error",
+		set: func(c *config, v string) error { return c.LogLevel.UnmarshalText([]byte(v)) }},
+	{env: "RESUMER_SHUTDOWN_TIMEOUT", def: "20s", usage: "grace period for draining on SIGTERM", set: setDuration(time.Second, func(c *config) *time.Duration { return &c.ShutdownTimeout })},
+}
+
+// flagName turns RESUMER_HTTP_ADDR into http-addr.
+func flagName(env string) string {
+	return strings.ReplaceAll(strings.ToLower(strings.TrimPrefix(env, "RESUMER_")), "_", "-")
+}
+
+// loadConfig parses flags from args over the environment. A bad value is an error that names
+// the variable; args left after the flags are returned.
+// extra, when not nil, registers a command's own flags; flags and positional arguments may be
+// interleaved ("inquiry show inq_1 --json").
+func loadConfig(name string, args []string, getenv func(string) string, stderr io.Writer, extra ...func(*flag.FlagSet)) (*config, []string, error) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	for _, register := range extra {
+		register(fs)
+	}
+	flagVals := make(map[string]*string, len(settings))
+	for _, s := range settings {
+		help := s.usage + " (env " + s.env
+		if s.secret {
+			help += ", or " + s.env + "_FILE"
+		}
+		help += ")"
+		flagVals[s.env] = fs.String(flagName(s.env), s.def, help)
+	}
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, nil, err
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		positional = append(positional, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+
+	c := &config{explicit: map[string]bool{}}
+	for _, s := range settings {
+		v, explicit, err := lookup(s, given[flagName(s.env)], *flagVals[s.env], getenv)
+		if err != nil {
+			return nil, nil, err
+		}
+		c.explicit[s.env] = explicit
+		if err := s.set(c, v); err != nil {
+			return nil, nil, fmt.Errorf("%s: invalid value: %w", s.env, err)
+		}
+	}
+	return c, positional, nil
+}
+
+// lookup returns a setting's value: the flag when given, else the variable, else the
+// variable's _FILE (secrets only), else the default.
+func lookup(s setting, flagGiven bool, flagVal string, getenv func(string) string) (string, bool, error) {
+	if flagGiven {
+		return flagVal, true, nil
+	}
+	if v := getenv(s.env); v != "" {
+		return v, true, nil
+	}
+	if s.secret {
+		if path := getenv(s.env + "_FILE"); path != "" {
+			b, err := os.ReadFile(path)
+			if err != nil {
+				return "", false, fmt.Errorf("%s_FILE: read: %w", s.env, err)
+			}
+			return strings.TrimSpace(string(b)), true, nil
+		}
+	}
+	return s.def, false, nil
+}
+
+func parseRoles(v string) ([]string, error) {
+	var roles []string
+	for _, r := range strings.Split(v, ",") {
+		r = strings.TrimSpace(r)
+		if r == "" {
+			continue
+		}
+		if r == "all" {
+			return slices.Clone(allRoles), nil
+		}
+		if !slices.Contains(allRoles, r) {
+			return nil, fmt.Errorf("unknown role %q (want %s)", r, strings.Join(allRoles, ", "))
+		}
+		if !slices.Contains(roles, r) {
+			roles = append(roles, r)
+		}
+	}
+	if len(roles) == 0 {
+		return nil, errors.New("no role")
+	}
+	return roles, nil
+}
+
+// parseDuration is time.ParseDuration that also accepts a whole number of days ("7d").
+func parseDuration(v string) (time.Duration, error) {
+	if days, ok := strings.CutSuffix(v, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil || n < 0 {
+			return 0, fmt.Errorf("invalid duration %q", v)
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	return time.ParseDuration(v)
+}
+
+func parseTemplateIntervals(v string) (map[string]time.Duration, error) {
+	m := map[string]time.Duration{}
+	for _, pair := range strings.Split(v, ",") {
+		pair = strings.TrimSpace(pair)
+		if pair == "" {
+			continue
+		}
+		id, d, ok := strings.Cut(pair, "=")
+		id = strings.TrimSpace(id)
+		if !ok || id == "" {
+			return nil, fmt.Errorf("want template=duration, got %q", pair)
+		}
+		dur, err := parseDuration(strings.TrimSpace(d))
+		if err != nil || dur < time.Minute {
+			return nil, fmt.Errorf("template %s: want a duration of at least 1m, got %q", id, d)
+		}
+		m[id] = dur
+	}
+	return m, nil
+}
+
+func setAddr(field func(*config) *string) func(*config, string) error {
+	return func(c *config, v string) error {
+		if !strings.Contains(v, ":") {
+			return fmt.Errorf("want host:port, got %q", v)
+		}
+		*field(c) = v
+		return nil
+	}
+}
+
+func setName(field func(*config) *string) func(*config, string) error {
+	return func(c *config, v string) error {
+		if v == "" || strings.ContainsAny(v, " \t.*>{}") {
+			return fmt.Errorf("want a non-empty name without spaces, dots, braces or wildcards, got %q", v)
+		}
+		*field(c) = v
+		return nil
+	}
+}
+
+func setInt(lo, hi int, field func(*config) *int) func(*config, string) error {
+	return func(c *config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < lo || n > hi {
+			return fmt.Errorf("want an integer from %d to %d, got %q", lo, hi, v)
+		}
+		*field(c) = n
+		return nil
+	}
+}
+
+func setDuration(min time.Duration, field func(*config) *time.Duration) func(*config, string) error {
+	return func(c *config, v string) error {
+		d, err := parseDuration(v)
+		if err != nil {
+			return err
+		}
+		if d < min {
+			return fmt.Errorf("want at least %s, got %s", min, v)
+		}
+		*field(c) = d
+		return nil
+	}
+}
+
+// settingsMarkdown renders the configuration table the README carries.
+func settingsMarkdown() string {
+	var b strings.Builder
+	b.WriteString("| variable | flag | default | meaning |\n|---|---|---|---|\n")
+	for _, s := range settings {
+		def := s.def
+		if def == "" {
+			def = "–"
+		} else {
+			def = "`" + def + "`"
+		}
+		usage := s.usage
+		if s.secret {
+			usage += "; also `" + s.env + "_FILE`"
+		}
+		fmt.Fprintf(&b, "| `%s` | `--%s` | %s | %s |\n", s.env, flagName(s.env), def, usage)
+	}
+	return b.String()
+}

@@ -1,0 +1,126 @@
+package main
+
+import (
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestREADMEListsEverySetting fails when the README's configuration table and the settings
+// in code disagree. Regenerate the table with `go run ./cmd/resumer config`.
+func TestREADMEListsEverySetting(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const begin, end = "<!-- config:begin -->\n", "<!-- config:end -->"
+	s := string(readme)
+	i, j := strings.Index(s, begin), strings.Index(s, end)
+	if i < 0 || j < i {
+		t.Fatalf("README.md lacks the %q ... %q markers", strings.TrimSpace(begin), end)
+	}
+	if got, want := s[i+len(begin):j], settingsMarkdown(); got != want {
+		t.Errorf("README.md configuration table is out of date; replace it with the output of `go run ./cmd/resumer config`:\n%s", want)
+	}
+}
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestLoadConfig(t *testing.T) {
+	secretFile := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(secretFile, []byte("wbhsec_from_file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		args    []string
+		env     map[string]string
+		wantErr string // substring; "" means success
+		check   func(t *testing.T, c *config)
+	}{
+		{name: "defaults", check: func(t *testing.T, c *config) {
+			if c.HTTPAddr != ":8080" || c.AdminAddr != ":9464" || c.Stream != "PERSONA_EVENTS" || c.RedisPrefix != "resumer" {
+				t.Errorf("defaults: %+v", c)
+			}
+			if c.WebhookTolerance != 5*time.Minute || c.DedupWindow != time.Hour || c.StreamMaxAge != 7*24*time.Hour {
+				t.Errorf("duration defaults: %v %v %v", c.WebhookTolerance, c.DedupWindow, c.StreamMaxAge)
+			}
+			if c.explicit["RESUMER_NATS_URL"] {
+				t.Error("NATS URL marked explicit without being set")
+			}
+		}},
+		{name: "env", env: map[string]string{"RESUMER_WEBHOOK_SECRETS": "a, b ,", "RESUMER_ROLES": "worker"}, check: func(t *testing.T, c *config) {
+			if len(c.WebhookSecrets) != 2 || string(c.WebhookSecrets[1]) != "b" {
+				t.Errorf("secrets: %q", c.WebhookSecrets)
+			}
+			if len(c.Roles) != 1 || c.Roles[0] != "worker" {
+				t.Errorf("roles: %v", c.Roles)
+			}
+		}},
+		{name: "flag beats env", args: []string{"--http-addr", "127.0.0.1:0"}, env: map[string]string{"RESUMER_HTTP_ADDR": ":1"},
+			check: func(t *testing.T, c *config) {
+				if c.HTTPAddr != "127.0.0.1:0" {
+					t.Errorf("http addr %q", c.HTTPAddr)
+				}
+			}},
+		{name: "secret from file", env: map[string]string{"RESUMER_WEBHOOK_SECRETS_FILE": secretFile}, check: func(t *testing.T, c *config) {
+			if len(c.WebhookSecrets) != 1 || string(c.WebhookSecrets[0]) != "wbhsec_from_file" {
+				t.Errorf("secrets: %q", c.WebhookSecrets)
+			}
+		}},
+		{name: "template intervals with days", env: map[string]string{"RESUMER_EXPIRY_BY_TEMPLATE": "itmpl_a=48h, itmpl_b=7d"}, check: func(t *testing.T, c *config) {
+			if c.ExpiryByTemplate["itmpl_a"] != 48*time.Hour || c.ExpiryByTemplate["itmpl_b"] != 7*24*time.Hour {
+				t.Errorf("intervals: %v", c.ExpiryByTemplate)
+			}
+		}},
+		{name: "missing secret file", env: map[string]string{"RESUMER_WEBHOOK_SECRETS_FILE": "/nonexistent/x"}, wantErr: "RESUMER_WEBHOOK_SECRETS_FILE"},
+		{name: "bad duration", env: map[string]string{"RESUMER_WEBHOOK_TOLERANCE": "soon"}, wantErr: "RESUMER_WEBHOOK_TOLERANCE"},
+		{name: "duration too small", env: map[string]string{"RESUMER_DEDUP_WINDOW": "1ms"}, wantErr: "RESUMER_DEDUP_WINDOW"},
+		{name: "unknown role", env: map[string]string{"RESUMER_ROLES": "webhook,mailer"}, wantErr: "RESUMER_ROLES"},
+		{name: "bad int", env: map[string]string{"RESUMER_STREAM_REPLICAS": "three"}, wantErr: "RESUMER_STREAM_REPLICAS"},
+		{name: "bad redis url", env: map[string]string{"RESUMER_REDIS_URL": "http://x"}, wantErr: "RESUMER_REDIS_URL"},
+		{name: "bad stream name", env: map[string]string{"RESUMER_STREAM": "a.b"}, wantErr: "RESUMER_STREAM"},
+		{name: "bad template interval", env: map[string]string{"RESUMER_EXPIRY_BY_TEMPLATE": "itmpl_a"}, wantErr: "RESUMER_EXPIRY_BY_TEMPLATE"},
+		{name: "bad log level", env: map[string]string{"RESUMER_LOG_LEVEL": "loud"}, wantErr: "RESUMER_LOG_LEVEL"},
+		{name: "bad max body", args: []string{"--webhook-max-body=1"}, wantErr: "RESUMER_WEBHOOK_MAX_BODY"},
+		{name: "bad address", env: map[string]string{"RESUMER_ADMIN_ADDR": "9464"}, wantErr: "RESUMER_ADMIN_ADDR"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, _, err := loadConfig("test", tt.args, env(tt.env), io.Discard)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want one naming %s", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.check(t, c)
+		})
+	}
+}
+
+func TestLoadConfigInterleavedArgs(t *testing.T) {
+	_, pos, err := loadConfig("x", []string{"inq_1", "--redis-prefix", "p", "inq_2"}, env(nil), io.Discard)
+	if err != nil || len(pos) != 2 || pos[0] != "inq_1" || pos[1] != "inq_2" {
+		t.Fatalf("pos=%v err=%v", pos, err)
+	}
+}
+
+func TestMaskEmail(t *testing.T) {
+	for in, want := range map[string]string{
+		"jane.doe@example.com": "j***@e***.com",
+		"":                     "-",
+		"broken":               "***",
+		"a@localhost":          "a***@***",
+	} {
+		if got := maskEmail(in); got != want {
+			t.Errorf("maskEmail(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -1,0 +1,175 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/resumer/resumer/state"
+)
+
+// inquiryCommand implements `resumer inquiry show|expiring`: read-only views of the state in
+// Redis for an operator.
+func inquiryCommand(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || (args[0] != "show" && args[0] != "expiring") {
+		return errors.New("inquiry: want `inquiry show <inquiry-id>` or `inquiry expiring --within 2h`")
+	}
+	sub := args[0]
+	var asJSON, reveal bool
+	var within time.Duration
+	var limit int
+	cfg, pos, err := loadConfig("inquiry "+sub, args[1:], getenv, stderr, func(fs *flag.FlagSet) {
+		fs.BoolVar(&asJSON, "json", false, "print JSON")
+		fs.BoolVar(&reveal, "reveal", false, "show the e-mail address unmasked (show only)")
+		fs.DurationVar(&within, "within", 2*time.Hour, "expiring within this long (expiring only)")
+		fs.IntVar(&limit, "limit", 100, "at most this many inquiries (expiring only)")
+	})
+	if err != nil {
+		return err
+	}
+	store, closeStore, err := openStore(cfg)
+	if err != nil {
+		return err
+	}
+	defer closeStore()
+
+	if sub == "show" {
+		if len(pos) != 1 {
+			return errors.New("inquiry show: want exactly one inquiry id")
+		}
+		inq, err := store.Inquiry(ctx, pos[0])
+		if err != nil {
+			return fmt.Errorf("inquiry show: %w", err)
+		}
+		if asJSON {
+			enc := json.NewEncoder(stdout)
+			enc.SetIndent("", "  ")
+			return enc.Encode(inquiryJSON(inq, reveal))
+		}
+		printInquiry(stdout, inq, reveal)
+		return nil
+	}
+	if len(pos) != 0 {
+		return fmt.Errorf("inquiry expiring: unexpected arguments %q", pos)
+	}
+	list, err := store.Expiring(ctx, within, limit)
+	if err != nil {
+		return fmt.Errorf("inquiry expiring: %w", err)
+	}
+	if asJSON {
+		out := make([]map[string]any, 0, len(list))
+		for _, inq := range list {
+			out = append(out, inquiryJSON(inq, false))
+		}
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(out)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "INQUIRY\tSTATUS\tEXPIRES AT\tLEFT\tREFERENCE")
+	for _, inq := range list {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", inq.ID, inq.Status, inq.ExpiresAt.UTC().Format(time.RFC3339),
+			time.Until(inq.ExpiresAt).Round(time.Second), inq.ReferenceID)
+	}
+	return tw.Flush()
+}
+
+func openStore(cfg *config) (*state.Store, func(), error) {
+	opts, err := redis.ParseURL(cfg.RedisURL)
+	if err != nil {
+		return nil, nil, fmt.Errorf("RESUMER_REDIS_URL: %w", err)
+	}
+	rdb := redis.NewClient(opts)
+	store, err := state.New(rdb, stateConfig(cfg))
+	if err != nil {
+		rdb.Close()
+		return nil, nil, err
+	}
+	return store, func() { rdb.Close() }, nil
+}
+
+// inquiryJSON is the stable JSON shape of `inquiry show --json`.
+func inquiryJSON(inq *state.Inquiry, reveal bool) map[string]any {
+	sent := inq.RemindersSent
+	if sent == nil {
+		sent = []string{}
+	}
+	m := map[string]any{
+		"inquiry_id":     inq.ID,
+		"status":         string(inq.Status),
+		"expires_at":     timeOrNil(inq.ExpiresAt),
+		"reference_id":   inq.ReferenceID,
+		"template_id":    inq.TemplateID,
+		"updated_at":     timeOrNil(inq.UpdatedAt),
+		"last_event_id":  inq.LastEventID,
+		"reminders_sent": sent,
+	}
+	if reveal {
+		m["email_address"] = inq.EmailAddress
+		m["name_first"] = inq.NameFirst
+	}
+	return m
+}
+
+func timeOrNil(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UTC().Format(time.RFC3339Nano)
+}
+
+func printInquiry(w io.Writer, inq *state.Inquiry, reveal bool) {
+	email := maskEmail(inq.EmailAddress)
+	if reveal {
+		email = inq.EmailAddress
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	row := func(k string, v any) { fmt.Fprintf(tw, "%s\t%v\n", k, v) }
+	row("inquiry", inq.ID)
+	row("status", inq.Status)
+	row("expires at", fmtTime(inq.ExpiresAt))
+	row("reference", inq.ReferenceID)
+	row("template", inq.TemplateID)
+	row("account", inq.AccountID)
+	row("created at", fmtTime(inq.CreatedAt))
+	row("started at", fmtTime(inq.StartedAt))
+	row("completed at", fmtTime(inq.CompletedAt))
+	row("expired at", fmtTime(inq.ExpiredAt))
+	row("status since", fmtTime(inq.StatusAt))
+	row("last event", strings.TrimSpace(inq.LastEventName+" "+inq.LastEventID))
+	row("updated at", fmtTime(inq.UpdatedAt))
+	row("e-mail", email)
+	row("reminders sent", strings.Join(inq.RemindersSent, ","))
+	tw.Flush()
+}
+
+func fmtTime(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+// maskEmail turns "jane.doe@example.com" into "j***@e***.com".
+func maskEmail(e string) string {
+	if e == "" {
+		return "-"
+	}
+	local, domain, ok := strings.Cut(e, "@")
+	if !ok || local == "" {
+		return "***"
+	}
+	masked := local[:1] + "***@"
+	if dot := strings.LastIndexByte(domain, '.'); dot > 0 {
+		return masked + domain[:1] + "***" + domain[dot:]
+	}
+	return masked + "***"
+}

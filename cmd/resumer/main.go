@@ -1,0 +1,86 @@
+// Command resumer keeps Persona inquiries from silently lapsing: it receives Persona's signed
+// webhooks, keeps each inquiry's state in Redis and reminds users before their inquiry
+// expires. `resumer help` lists its commands; configuration comes from RESUMER_* variables or
+// the matching flags (README.md has the table).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// version is stamped at build time: go build -ldflags "-X main.version=v1.2.3".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "resumer:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+const usage = `usage: resumer <command> [flags]
+
+commands:
+  serve                     run the roles named by --roles / RESUMER_ROLES
+  dev                       serve with embedded defaults (embedded NATS, local Redis)
+  webhook sign --secret S [--timestamp T] < body.json
+                            print a valid Persona-Signature header for body.json
+  webhook send --url U --secret S < body.json
+                            sign body.json and POST it to a receiver
+  inquiry show <inquiry-id> [--json] [--reveal]
+                            print an inquiry's tracked record
+  inquiry expiring --within 2h
+                            list created/pending inquiries expiring soon
+  dlq list                  list dead-lettered events
+  dlq replay [--all | SEQ...]
+                            re-publish dead letters to the events stream
+  config                    print the configuration variables as a Markdown table
+  version                   print the version
+
+Run "resumer serve -h" for the configuration flags.
+`
+
+// run is the whole program: it dispatches on the first argument and returns when the command
+// is done or ctx is cancelled.
+func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errors.New("no command")
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "serve":
+		return serveCommand(ctx, rest, getenv, stdout, stderr)
+	case "dev":
+		return devCommand(ctx, rest, getenv, stdout, stderr)
+	case "webhook":
+		return webhookCommand(ctx, rest, stdin, stdout, stderr)
+	case "inquiry":
+		return inquiryCommand(ctx, rest, getenv, stdout, stderr)
+	case "dlq":
+		return dlqCommand(ctx, rest, getenv, stdout, stderr)
+	case "config":
+		fmt.Fprint(stdout, settingsMarkdown())
+		return nil
+	case "version", "--version", "-v":
+		fmt.Fprintln(stdout, "resumer", version)
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("unknown command %q", cmd)
+}

@@ -1,0 +1,320 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/resumer/resumer/internal/eventstream"
+	"github.com/resumer/resumer/state"
+	"github.com/resumer/resumer/webhook"
+	"github.com/resumer/resumer/worker"
+)
+
+func serveCommand(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, rest, err := loadConfig("serve", args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	if len(rest) > 0 {
+		return fmt.Errorf("serve: unexpected arguments %q", rest)
+	}
+	return serve(ctx, cfg, newLogger(cfg, stderr), stdout)
+}
+
+func newLogger(cfg *config, w io.Writer) *slog.Logger {
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: cfg.LogLevel}))
+}
+
+func (c *config) has(role string) bool { return slices.Contains(c.Roles, role) }
+
+// serve runs the configured roles until ctx is cancelled, then drains them within
+// cfg.ShutdownTimeout. It prints one "listening" line per listener to stdout.
+func serve(ctx context.Context, cfg *config, logger *slog.Logger, stdout io.Writer) error {
+	if cfg.has("webhook") && len(cfg.WebhookSecrets) == 0 {
+		return errors.New("RESUMER_WEBHOOK_SECRETS: required by the webhook role (set it or RESUMER_WEBHOOK_SECRETS_FILE)")
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "resumer_build_info", Help: "Always 1; the version label is the running build.",
+	}, []string{"version"})
+	buildInfo.WithLabelValues(version).Set(1)
+	reg.MustRegister(buildInfo)
+
+	var checks readiness
+	var g errgroup.Group
+	var nc *nats.Conn
+	var js jetstream.JetStream
+	if cfg.has("webhook") || cfg.has("worker") {
+		var err error
+		nc, err = nats.Connect(cfg.NATSURL,
+			nats.Name("resumer"),
+			nats.RetryOnFailedConnect(true),
+			nats.MaxReconnects(-1),
+			nats.ReconnectWait(time.Second),
+			nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+				if err != nil {
+					logger.Warn("nats disconnected", "err", err)
+				}
+			}),
+			nats.ReconnectHandler(func(*nats.Conn) { logger.Info("nats reconnected") }),
+		)
+		if err != nil {
+			return fmt.Errorf("connect to nats: %w", err)
+		}
+		defer nc.Close()
+		if js, err = jetstream.New(nc); err != nil {
+			return fmt.Errorf("open jetstream: %w", err)
+		}
+		checks.add("nats", func(context.Context) error {
+			if !nc.IsConnected() {
+				return fmt.Errorf("nats %s", nc.Status())
+			}
+			return nil
+		})
+	}
+	var rdb *redis.Client
+	if cfg.has("worker") {
+		opts, err := redis.ParseURL(cfg.RedisURL)
+		if err != nil {
+			return fmt.Errorf("RESUMER_REDIS_URL: %w", err)
+		}
+		rdb = redis.NewClient(opts)
+		defer rdb.Close()
+		checks.add("redis", func(ctx context.Context) error { return rdb.Ping(ctx).Err() })
+	}
+
+	var streamReady atomic.Bool
+	streamReadyCh := make(chan struct{})
+	if js != nil {
+		checks.add("stream", func(context.Context) error {
+			if !streamReady.Load() {
+				return errors.New("events stream not yet created")
+			}
+			return nil
+		})
+	}
+
+	roleCtx, cancelRoles := context.WithCancel(ctx)
+	defer cancelRoles()
+	var publicMux *http.ServeMux
+	if cfg.has("webhook") {
+		publicMux = http.NewServeMux()
+		rcv, err := webhook.New(webhook.Options{
+			Secrets:        cfg.WebhookSecrets,
+			Tolerance:      cfg.WebhookTolerance,
+			MaxBodyBytes:   cfg.WebhookMaxBody,
+			PublishTimeout: cfg.PublishTimeout,
+			Publisher:      js,
+			Stream:         cfg.Stream,
+			Logger:         logger,
+			Registerer:     reg,
+		})
+		if err != nil {
+			return fmt.Errorf("webhook role: %w", err)
+		}
+		rcv.Register(publicMux)
+	}
+	if js != nil {
+		g.Go(func() error {
+			err := ensureStreams(roleCtx, js, cfg, logger)
+			if err == nil {
+				streamReady.Store(true)
+				close(streamReadyCh)
+			}
+			return err
+		})
+	}
+	if cfg.has("worker") {
+		store, err := state.New(rdb, stateConfig(cfg))
+		if err != nil {
+			return fmt.Errorf("worker role: %w", err)
+		}
+		w, err := worker.New(worker.Options{
+			JetStream:  js,
+			Stream:     cfg.Stream,
+			Durable:    cfg.Consumer,
+			DLQStream:  cfg.DLQStream,
+			MaxDeliver: cfg.MaxDeliver,
+			BatchSize:  cfg.BatchSize,
+			Store:      store,
+			Counts:     store,
+			Logger:     logger,
+			Registerer: reg,
+		})
+		if err != nil {
+			return fmt.Errorf("worker role: %w", err)
+		}
+		g.Go(func() error {
+			select {
+			case <-streamReadyCh:
+			case <-roleCtx.Done():
+				return nil
+			}
+			if err := w.Run(roleCtx); err != nil {
+				return fmt.Errorf("worker: %w", err)
+			}
+			return nil
+		})
+	}
+
+	if publicMux != nil {
+		if err := startHTTP(roleCtx, &g, "http", cfg.HTTPAddr, publicMux, cfg.ShutdownTimeout, logger, stdout); err != nil {
+			return err
+		}
+	}
+	admin := http.NewServeMux()
+	admin.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	admin.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
+	admin.Handle("GET /readyz", &checks)
+	var adminGroup errgroup.Group
+	adminCtx, cancelAdmin := context.WithCancel(context.Background())
+	defer cancelAdmin()
+	if err := startHTTP(adminCtx, &adminGroup, "admin", cfg.AdminAddr, admin, time.Second, logger, stdout); err != nil {
+		return err
+	}
+	logger.Info("resumer started", "version", version, "roles", strings.Join(cfg.Roles, ","))
+
+	// A role that fails stops the others; the admin listener stays up until they have drained.
+	roleErr := make(chan error, 1)
+	go func() { roleErr <- g.Wait() }()
+	var err error
+	select {
+	case <-ctx.Done():
+		cancelRoles()
+		err = <-roleErr
+	case err = <-roleErr:
+		cancelRoles()
+	}
+	cancelAdmin()
+	if aerr := adminGroup.Wait(); err == nil {
+		err = aerr
+	}
+	logger.Info("resumer stopped")
+	return err
+}
+
+func stateConfig(cfg *config) state.Config {
+	return state.Config{
+		Prefix:           cfg.RedisPrefix,
+		Shards:           cfg.RedisShards,
+		EventMemory:      cfg.EventMemory,
+		Retention:        cfg.Retention,
+		ExpiryDefault:    cfg.ExpiryDefault,
+		ExpiryByTemplate: cfg.ExpiryByTemplate,
+	}
+}
+
+// ensureStreams creates or updates the events and dead-letter streams, retrying with backoff
+// while NATS is unreachable, until ctx is cancelled.
+func ensureStreams(ctx context.Context, js jetstream.JetStream, cfg *config, logger *slog.Logger) error {
+	bo := backoff.NewExponentialBackOff()
+	bo.MaxElapsedTime = 0
+	bo.MaxInterval = 10 * time.Second
+	op := func() error {
+		opCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		if _, err := eventstream.Ensure(opCtx, js, eventstream.Config{
+			Name: cfg.Stream, DedupWindow: cfg.DedupWindow, MaxAge: cfg.StreamMaxAge, Replicas: cfg.StreamReplicas,
+		}); err != nil {
+			logger.Warn("events stream not ready, retrying", "stream", cfg.Stream, "err", err)
+			return err
+		}
+		if cfg.has("worker") {
+			if _, err := eventstream.EnsureDLQ(opCtx, js, cfg.DLQStream, cfg.StreamReplicas); err != nil {
+				logger.Warn("dead-letter stream not ready, retrying", "stream", cfg.DLQStream, "err", err)
+				return err
+			}
+		}
+		return nil
+	}
+	if err := backoff.Retry(op, backoff.WithContext(bo, ctx)); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	logger.Info("events stream ready", "stream", cfg.Stream)
+	return nil
+}
+
+// startHTTP listens on addr and serves h in g until ctx is cancelled, then shuts down within
+// grace. The bound address is printed to stdout so callers of ":0" can find it.
+func startHTTP(ctx context.Context, g *errgroup.Group, name, addr string, h http.Handler, grace time.Duration, logger *slog.Logger, stdout io.Writer) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen %s on %s: %w", name, addr, err)
+	}
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	fmt.Fprintf(stdout, "resumer: %s listening on http://%s\n", name, ln.Addr())
+	g.Go(func() error {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("serve %s: %w", name, err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), grace)
+		defer cancel()
+		if err := srv.Shutdown(sctx); err != nil {
+			return fmt.Errorf("shut down %s: %w", name, err)
+		}
+		return nil
+	})
+	return nil
+}
+
+// readiness answers /readyz: 200 when every check passes, else 503 naming the failures.
+type readiness struct {
+	names  []string
+	checks []func(context.Context) error
+}
+
+func (r *readiness) add(name string, check func(context.Context) error) {
+	r.names = append(r.names, name)
+	r.checks = append(r.checks, check)
+}
+
+func (r *readiness) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	ctx, cancel := context.WithTimeout(req.Context(), 2*time.Second)
+	defer cancel()
+	var failed []string
+	for i, check := range r.checks {
+		if err := check(ctx); err != nil {
+			failed = append(failed, r.names[i]+": "+err.Error())
+		}
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if len(failed) > 0 {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		io.WriteString(w, strings.Join(failed, "\n")+"\n")
+		return
+	}
+	io.WriteString(w, "ok\n")
+}
