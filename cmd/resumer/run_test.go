@@ -1,0 +1,229 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/resumer/resumer/internal/testenv"
+	"github.com/resumer/resumer/webhook"
+)
+
+// syncBuffer is an io.Writer safe for the concurrent writes of a running server.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// waitFor polls until cond is true or fails the test after timeout.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+var listenRE = regexp.MustCompile(`resumer: (\w+) listening on (http://\S+)`)
+
+// startApp runs `resumer <args>` in the background and returns the URLs of its listeners by
+// name ("http", "admin"), a function that stops it and returns run's error, and its stderr.
+func startApp(t *testing.T, args []string, environ map[string]string) (map[string]string, func() error, *syncBuffer) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	stdout, stderr := &syncBuffer{}, &syncBuffer{}
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, args, env(environ), strings.NewReader(""), stdout, stderr) }()
+	stop := func() error {
+		cancel()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(30 * time.Second):
+			t.Fatal("run did not return within 30s of cancellation")
+			return nil
+		}
+	}
+	t.Cleanup(func() { cancel(); <-done })
+	urls := map[string]string{}
+	waitFor(t, 20*time.Second, "listeners", func() bool {
+		for _, m := range listenRE.FindAllStringSubmatch(stdout.String(), -1) {
+			urls[m[1]] = m[2]
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("run returned early: %v\nstderr:\n%s", err, stderr.String())
+		default:
+		}
+		return urls["admin"] != "" && (urls["http"] != "" || !strings.Contains(strings.Join(args, " "), "webhook"))
+	})
+	return urls, stop, stderr
+}
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestServeEndToEnd runs the whole program on :0 addresses against an embedded NATS and the
+// test Redis: a signed event is accepted, counted in /metrics, applied by the worker and
+// visible through `resumer inquiry show --json`; an unsigned one is refused.
+func TestServeEndToEnd(t *testing.T) {
+	ns := testenv.NATS(t)
+	_, prefix := testenv.Redis(t)
+	const secret = "wbhsec_test_e2e"
+	environ := map[string]string{
+		"RESUMER_WEBHOOK_SECRETS": secret,
+		"RESUMER_NATS_URL":        ns.ClientURL(),
+		"RESUMER_REDIS_URL":       testenv.RedisURL(t),
+		"RESUMER_REDIS_PREFIX":    prefix,
+		"RESUMER_STREAM":          strings.ToUpper(strings.ReplaceAll(prefix, "-", "_")),
+		"RESUMER_DLQ_STREAM":      strings.ToUpper(strings.ReplaceAll(prefix, "-", "_")) + "_DLQ",
+		"RESUMER_LOG_LEVEL":       "debug",
+	}
+	urls, stop, stderr := startApp(t, []string{"serve", "--roles", "webhook,worker", "--http-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0"}, environ)
+
+	waitFor(t, 20*time.Second, "/readyz", func() bool {
+		code, _ := get(t, urls["admin"]+"/readyz")
+		return code == http.StatusOK
+	})
+	if code, _ := get(t, urls["admin"]+"/healthz"); code != http.StatusOK {
+		t.Fatalf("/healthz = %d", code)
+	}
+
+	body, err := os.ReadFile("../../testdata/inquiry.started.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	post := func(sig string) int {
+		req, _ := http.NewRequest(http.MethodPost, urls["http"]+"/webhooks/persona", bytes.NewReader(body))
+		if sig != "" {
+			req.Header.Set("Persona-Signature", sig)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := post(webhook.Sign(body, []byte(secret), time.Now())); code != http.StatusOK {
+		t.Fatalf("signed event: %d\n%s", code, stderr.String())
+	}
+	if code := post(""); code != http.StatusUnauthorized {
+		t.Fatalf("unsigned event: %d, want 401", code)
+	}
+	if code := post(webhook.Sign(body, []byte("wbhsec_wrong"), time.Now())); code != http.StatusUnauthorized {
+		t.Fatalf("wrongly signed event: %d, want 401", code)
+	}
+
+	_, metrics := get(t, urls["admin"]+"/metrics")
+	for _, want := range []string{
+		`resumer_webhook_requests_total{outcome="accepted"} 1`,
+		`resumer_webhook_requests_total{outcome="unauthorized"} 2`,
+		`resumer_build_info{version="dev"} 1`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+
+	// The worker applies it; `resumer inquiry show --json` reflects it.
+	var shown map[string]any
+	waitFor(t, 20*time.Second, "inquiry in redis", func() bool {
+		var out bytes.Buffer
+		err := run(context.Background(), []string{"inquiry", "show", "inq_dev0000000000000000001", "--json"}, env(environ), nil, &out, io.Discard)
+		if err != nil {
+			return false
+		}
+		return json.Unmarshal(out.Bytes(), &shown) == nil
+	})
+	want := map[string]any{
+		"inquiry_id":    "inq_dev0000000000000000001",
+		"status":        "pending",
+		"expires_at":    "2026-11-22T10:00:00Z",
+		"reference_id":  "user-123",
+		"template_id":   "itmpl_dev000000000000001",
+		"last_event_id": "evt_dev00000000000000000001",
+	}
+	for k, v := range want {
+		if shown[k] != v {
+			t.Errorf("inquiry show: %s = %v, want %v", k, shown[k], v)
+		}
+	}
+	if _, ok := shown["email_address"]; ok {
+		t.Error("inquiry show --json revealed the e-mail without --reveal")
+	}
+	if strings.Contains(stderr.String(), "jane@example.com") {
+		t.Error("the e-mail address reached the log")
+	}
+
+	if err := stop(); err != nil {
+		t.Fatalf("run after cancellation: %v", err)
+	}
+	if !strings.Contains(stderr.String(), "resumer stopped") {
+		t.Error("no clean shutdown logged")
+	}
+}
+
+func TestServeRefusesMissingSecret(t *testing.T) {
+	err := run(context.Background(), []string{"serve", "--roles", "webhook"}, env(nil), nil, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "RESUMER_WEBHOOK_SECRETS") {
+		t.Fatalf("err = %v, want one naming RESUMER_WEBHOOK_SECRETS", err)
+	}
+}
+
+func TestWebhookSignCommand(t *testing.T) {
+	body := `{"data":{}}`
+	var out bytes.Buffer
+	err := run(context.Background(), []string{"webhook", "sign", "--secret", "wbhsec_x", "--timestamp", "1700000000"}, env(nil), strings.NewReader(body), &out, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "Persona-Signature: " + webhook.Sign([]byte(body), []byte("wbhsec_x"), time.Unix(1700000000, 0)) + "\n"
+	if out.String() != want {
+		t.Fatalf("got %q, want %q", out.String(), want)
+	}
+	if !strings.HasPrefix(out.String(), "Persona-Signature: t=1700000000,v1=") {
+		t.Fatalf("unexpected header shape %q", out.String())
+	}
+}
+
+func TestUnknownCommand(t *testing.T) {
+	if err := run(context.Background(), []string{"frobnicate"}, env(nil), nil, io.Discard, io.Discard); err == nil {
+		t.Fatal("unknown command accepted")
+	}
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"version"}, env(nil), nil, &out, io.Discard); err != nil || !strings.HasPrefix(out.String(), "resumer ") {
+		t.Fatalf("version: %q %v", out.String(), err)
+	}
+}
