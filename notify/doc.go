@@ -1,9 +1,22 @@
-// Package notify will send the reminders resumer exists for: before a created or pending
-// inquiry expires it mints a fresh session token through Persona's resume API and e-mails the
-// user a resume link (or calls the customer's webhook), exactly once per reminder stage
-// across any number of replicas. It reads due work from the schedule the state package keeps
-// and claims each item with a lease (DESIGN.md decisions 4, 5, 7).
+// Package notify delivers the reminders resumer exists for: before a created or pending
+// inquiry expires, the user gets a link that resumes it, by e-mail (EmailChannel) or through
+// the customer's backend (WebhookChannel). DESIGN.md decisions 5, 7, 8 and 9 apply.
 //
-// The package is empty until the notifier issue lands; `resumer serve` does not offer the
-// notify role yet.
+// This file set is the delivery half. A Channel makes one attempt to deliver one Reminder and
+// says, Alertmanager style, whether a retry may succeed: Send(ctx, r) (retry bool, err error).
+// The scheduler (which claims due reminders from the state package with a lease, re-reads the
+// inquiry, mints the link and owns retries, backoff and the outcome metrics) calls it.
+//
+// Links (link.go) come in three modes (LinkMode): Persona's hosted flow with a session token
+// (HostedFlowURL), Persona's one-time link, or a signed, expiring link to resumer's own /r/
+// endpoint (RedirectSigner) that mints the token only when clicked.
+//
+// Secrets and personal data: the e-mail address and the link (which may carry a session
+// token) go into the message and nowhere else. No log line, metric label or returned error
+// contains them; SMTP errors keep the reply code and drop the reply text, which often echoes
+// the address.
+//
+// Metrics: resumer_notify_channel_duration_seconds{channel} and
+// resumer_notify_channel_errors_total{channel,retry}, registered on the Registerer given to
+// the channel constructors.
 package notify

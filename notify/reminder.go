@@ -1,0 +1,155 @@
+package notify
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// ErrNoContact is returned, with retry false, by a channel that cannot reach the user because
+// the reminder carries no contact for it (the e-mail channel without an e-mail address). The
+// scheduler counts it as the no_contact outcome and never retries it.
+var ErrNoContact = errors.New("no contact for the reminder channel")
+
+// ErrInvalidReminder is returned, with retry false, for a reminder that cannot be delivered as
+// it is: no inquiry id, stage, expiry or link, or an e-mail address that does not parse. The error wrapping
+// it names the field, never its value.
+var ErrInvalidReminder = errors.New("invalid reminder")
+
+// Channel delivers reminders: an e-mail to the user (EmailChannel) or a call to the customer's
+// webhook (WebhookChannel). It follows Alertmanager's notifier model: Send reports in retry
+// whether trying the same reminder again later may succeed (a 4xx SMTP reply, a 503, a
+// timeout) or is pointless (a rejected address, a template error, ErrNoContact). The caller
+// owns the retry schedule; a channel makes one attempt per call.
+//
+// Implementations are safe for concurrent use and never log or return the e-mail address or
+// the link, which may carry a session token (DESIGN.md decision 7).
+type Channel interface {
+	// Name is the channel's fixed name ("email", "webhook"), used as a metric label.
+	Name() string
+	// Send makes one attempt to deliver r. A nil error means the channel handed the reminder
+	// over (the SMTP server accepted the message, the webhook answered 2xx); retry is then
+	// false.
+	Send(ctx context.Context, r *Reminder) (retry bool, err error)
+}
+
+// Reminder is one reminder for one inquiry at one stage, everything a channel needs to deliver
+// it. The scheduler builds it after it has claimed the stage and minted the link.
+//
+// EmailAddress and Link are secrets in the sense of DESIGN.md decisions 7 and 8: channels put
+// them in the message and nowhere else.
+type Reminder struct {
+	// InquiryID is Persona's inquiry id (inq_...). Required, as are Stage, ExpiresAt and Link.
+	InquiryID string
+	// ReferenceID is the customer's reference for the user, when the inquiry has one.
+	ReferenceID string
+	// Stage says which reminder this is (6h before expiry, 1h before ...).
+	Stage Stage
+	// ExpiresAt is when the inquiry expires.
+	ExpiresAt time.Time
+	// Now is the time the scheduler decided to send; the time left shown to the user is
+	// ExpiresAt - Now. Zero means the channel's own clock.
+	Now time.Time
+	// EmailAddress is the user's e-mail address; empty when Persona did not collect one.
+	EmailAddress string
+	// NameFirst is the user's first name, when known.
+	NameFirst string
+	// Link is the URL that resumes the inquiry (see link.go). Required.
+	Link string
+}
+
+// TimeLeft is the time from r.Now (or now, when r.Now is zero) to r.ExpiresAt.
+func (r *Reminder) TimeLeft(now time.Time) time.Duration {
+	if !r.Now.IsZero() {
+		now = r.Now
+	}
+	return r.ExpiresAt.Sub(now)
+}
+
+// validate checks the fields every channel needs. Errors wrap ErrInvalidReminder and name the
+// missing field only.
+func (r *Reminder) validate() error {
+	switch {
+	case r == nil:
+		return fmt.Errorf("%w: nil reminder", ErrInvalidReminder)
+	case r.InquiryID == "":
+		return fmt.Errorf("%w: no inquiry id", ErrInvalidReminder)
+	case r.Stage.Name == "":
+		return fmt.Errorf("%w: no stage", ErrInvalidReminder)
+	case r.ExpiresAt.IsZero():
+		return fmt.Errorf("%w: no expiry", ErrInvalidReminder)
+	case r.Link == "":
+		return fmt.Errorf("%w: no link", ErrInvalidReminder)
+	}
+	return nil
+}
+
+// Stage is a reminder stage: how long before an inquiry's expiry the reminder is due, with a
+// stable name ("6h", "1h", "30m") for Redis keys, metric labels and template file names.
+// Build one with NewStage or ParseStage so the name is canonical.
+type Stage struct {
+	// Name is the canonical name of Before, as StageName returns it.
+	Name string
+	// Before is how long before expiry the reminder is due.
+	Before time.Duration
+}
+
+// NewStage returns the stage due d before expiry, named StageName(d).
+func NewStage(d time.Duration) Stage { return Stage{Name: StageName(d), Before: d} }
+
+// ParseStage parses a stage such as "6h", "90m" or "1h30m" (time.ParseDuration syntax) and
+// returns it with its canonical name ("60m" becomes "1h"). It fails on a duration that is not
+// positive or not a whole number of seconds.
+func ParseStage(s string) (Stage, error) {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return Stage{}, fmt.Errorf("parse stage %q: %w", s, err)
+	}
+	if d <= 0 || d%time.Second != 0 {
+		return Stage{}, fmt.Errorf("parse stage %q: want a positive whole number of seconds", s)
+	}
+	return NewStage(d), nil
+}
+
+// String returns the stage's name.
+func (s Stage) String() string { return s.Name }
+
+// StageName returns the canonical name of a stage due d before expiry: whole hours as "6h",
+// else whole minutes as "90m", else seconds as "45s" (fractions of a second are dropped).
+func StageName(d time.Duration) string {
+	switch {
+	case d%time.Hour == 0:
+		return strconv.FormatInt(int64(d/time.Hour), 10) + "h"
+	case d%time.Minute == 0:
+		return strconv.FormatInt(int64(d/time.Minute), 10) + "m"
+	default:
+		return strconv.FormatInt(int64(d/time.Second), 10) + "s"
+	}
+}
+
+// TimeLeftInWords says how long d is the way a reminder tells the user: "45 minutes",
+// "1 minute", "about 1 hour", "about 6 hours", "about 3 days", or "less than a minute" for
+// anything under 30 seconds (including a negative d). Minutes are exact (rounded to the
+// nearest minute) below one hour; hours and days are rounded and prefixed with "about".
+func TimeLeftInWords(d time.Duration) string {
+	m := d.Round(time.Minute) / time.Minute
+	switch {
+	case m < 1:
+		return "less than a minute"
+	case m == 1:
+		return "1 minute"
+	case m < 60:
+		return strconv.FormatInt(int64(m), 10) + " minutes"
+	}
+	h := d.Round(time.Hour) / time.Hour
+	switch {
+	case h == 1:
+		return "about 1 hour"
+	case h < 48:
+		return "about " + strconv.FormatInt(int64(h), 10) + " hours"
+	}
+	days := d.Round(24*time.Hour) / (24 * time.Hour)
+	return "about " + strconv.FormatInt(int64(days), 10) + " days"
+}
