@@ -1,0 +1,153 @@
+package state
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/resumer/resumer/persona"
+)
+
+// Inquiry returns the record of inquiry id. The error wraps ErrNotFound when there is none
+// (never seen, or purged after its retention), or is Redis' error.
+func (s *Store) Inquiry(ctx context.Context, id string) (*Inquiry, error) {
+	h, err := s.client.HGetAll(ctx, s.keys.record(id)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("read inquiry %s: %w", id, err)
+	}
+	if len(h) == 0 {
+		return nil, fmt.Errorf("read inquiry %s: %w", id, ErrNotFound)
+	}
+	return decodeInquiry(id, h)
+}
+
+// Expiring returns up to limit created/pending inquiries whose expires-at is in [now,
+// now+within], soonest first (ties by id). It reads each shard's expiry index by score
+// (ZRANGEBYSCORE ... LIMIT, one pipelined round trip) and then the chosen records (a second
+// one), so its cost follows limit, not the number of inquiries tracked. An inquiry whose
+// record changed between the two reads in a way that takes it out of the window is left out.
+// The error is Redis' error, or says within or limit is not positive.
+func (s *Store) Expiring(ctx context.Context, within time.Duration, limit int) ([]*Inquiry, error) {
+	if within < 0 || limit <= 0 {
+		return nil, fmt.Errorf("list expiring inquiries: within %v and limit %d must be positive", within, limit)
+	}
+	now := s.now()
+	lo, hi := now.UnixMilli(), now.Add(within).UnixMilli()
+	pipe := s.client.Pipeline()
+	ranges := make([]*redis.ZSliceCmd, s.cfg.Shards)
+	for shard := range ranges {
+		ranges[shard] = pipe.ZRangeByScoreWithScores(ctx, s.keys.expiry(shard), &redis.ZRangeBy{
+			Min: strconv.FormatInt(lo, 10), Max: strconv.FormatInt(hi, 10), Count: int64(limit),
+		})
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("list expiring inquiries: %w", err)
+	}
+	var due []redis.Z
+	for _, r := range ranges {
+		due = append(due, r.Val()...)
+	}
+	slices.SortFunc(due, func(a, b redis.Z) int {
+		if c := cmp.Compare(a.Score, b.Score); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Member.(string), b.Member.(string))
+	})
+	if len(due) > limit {
+		due = due[:limit]
+	}
+	if len(due) == 0 {
+		return nil, nil
+	}
+	records := make([]*redis.MapStringStringCmd, len(due))
+	for i, z := range due {
+		records[i] = pipe.HGetAll(ctx, s.keys.record(z.Member.(string)))
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("list expiring inquiries: %w", err)
+	}
+	out := make([]*Inquiry, 0, len(due))
+	for i, z := range due {
+		h := records[i].Val()
+		if len(h) == 0 {
+			continue
+		}
+		inq, err := decodeInquiry(z.Member.(string), h)
+		if err != nil {
+			return nil, fmt.Errorf("list expiring inquiries: %w", err)
+		}
+		if !inq.Status.Resumable() || inq.ExpiresAt.UnixMilli() < lo || inq.ExpiresAt.UnixMilli() > hi {
+			continue
+		}
+		out = append(out, inq)
+	}
+	return out, nil
+}
+
+// CountExpiring returns how many created/pending inquiries expire in [now, now+within]: one
+// ZCOUNT per shard in one pipelined round trip. The error is Redis' error, or says within is
+// negative.
+func (s *Store) CountExpiring(ctx context.Context, within time.Duration) (int64, error) {
+	if within < 0 {
+		return 0, fmt.Errorf("count expiring inquiries: within %v must not be negative", within)
+	}
+	now := s.now()
+	lo := strconv.FormatInt(now.UnixMilli(), 10)
+	hi := strconv.FormatInt(now.Add(within).UnixMilli(), 10)
+	pipe := s.client.Pipeline()
+	counts := make([]*redis.IntCmd, s.cfg.Shards)
+	for shard := range counts {
+		counts[shard] = pipe.ZCount(ctx, s.keys.expiry(shard), lo, hi)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return 0, fmt.Errorf("count expiring inquiries: %w", err)
+	}
+	var n int64
+	for _, c := range counts {
+		n += c.Val()
+	}
+	return n, nil
+}
+
+// CountByStatus returns how many records the store holds in each status (statuses with none
+// are absent; records without a status, made by session events alone, are not counted): the
+// per-shard counters the apply script maintains, summed in one pipelined round trip. Records deleted by the purge leave the counts; a record that only Redis' TTL
+// removed (a shard without traffic for longer than TTLGrace) stays counted. The error is
+// Redis' error.
+func (s *Store) CountByStatus(ctx context.Context) (map[persona.Status]int64, error) {
+	pipe := s.client.Pipeline()
+	shards := make([]*redis.MapStringStringCmd, s.cfg.Shards)
+	for shard := range shards {
+		shards[shard] = pipe.HGetAll(ctx, s.keys.counts(shard))
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("count inquiries by status: %w", err)
+	}
+	out := make(map[persona.Status]int64)
+	var errs []error
+	for shard, c := range shards {
+		for status, raw := range c.Val() {
+			n, err := strconv.ParseInt(raw, 10, 64)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("shard %d status %s: %w", shard, status, err))
+				continue
+			}
+			out[persona.Status(status)] += n
+		}
+	}
+	for status, n := range out {
+		if n <= 0 {
+			delete(out, status)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("count inquiries by status: %w", err)
+	}
+	return out, nil
+}

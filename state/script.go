@@ -1,0 +1,100 @@
+package state
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// scriptCall is one invocation of a Lua script: its keys (all of one hash slot) and arguments.
+type scriptCall struct {
+	keys []string
+	args []any
+}
+
+// runScript runs calls of script in one pipelined round trip, one EVALSHA each. Calls that
+// find the script missing from the server's cache (NOSCRIPT: a restart, a failover, SCRIPT
+// FLUSH) are run once more after SCRIPT LOAD, so they may run after later calls of the same
+// batch; the apply script's order independence makes that harmless. It returns one command per call, whose error,
+// if any, is that call's own (a Redis error reply such as a script error). The returned error
+// is non-nil when the batch as a whole failed: Redis unreachable, the context done, or a
+// server-wide condition (see batchFailure); no call's outcome is known then.
+func (s *Store) runScript(ctx context.Context, script *redis.Script, calls []scriptCall) ([]*redis.Cmd, error) {
+	out := make([]*redis.Cmd, len(calls))
+	todo := make([]int, len(calls))
+	for i := range todo {
+		todo[i] = i
+	}
+	for attempt := 0; ; attempt++ {
+		pipe := s.client.Pipeline()
+		cmds := make([]*redis.Cmd, len(todo))
+		for j, i := range todo {
+			cmds[j] = script.EvalSha(ctx, pipe, calls[i].keys, calls[i].args...)
+		}
+		_, execErr := pipe.Exec(ctx)
+		if err := batchFailure(execErr, cmds); err != nil {
+			return nil, err
+		}
+		var missing []int
+		for j, i := range todo {
+			if attempt == 0 && isNoScript(cmds[j].Err()) {
+				missing = append(missing, i)
+				continue
+			}
+			out[i] = cmds[j]
+		}
+		if len(missing) == 0 {
+			return out, nil
+		}
+		if err := script.Load(ctx, s.client).Err(); err != nil {
+			return nil, fmt.Errorf("load script: %w", err)
+		}
+		todo = missing
+	}
+}
+
+// batchFailure returns the error that failed a pipeline as a whole, or nil when every
+// command either succeeded or failed on its own. Network and context errors are batch
+// failures; so are Redis replies that say the server cannot serve anyone right now.
+func batchFailure(execErr error, cmds []*redis.Cmd) error {
+	for _, c := range cmds {
+		if err := c.Err(); err != nil && !ownError(err) {
+			return err
+		}
+	}
+	if execErr != nil && !ownError(execErr) {
+		return execErr
+	}
+	return nil
+}
+
+// serverWide are prefixes of Redis error replies that concern the server or the connection,
+// not the command (loading, failover, cluster resharding, out of memory, authentication):
+// every command would fail the same way, and retrying the whole batch later is the cure.
+var serverWide = []string{
+	"LOADING", "READONLY", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "BUSY", "OOM",
+	"NOREPLICAS", "MOVED", "ASK", "NOAUTH", "NOPERM", "WRONGPASS", "max number of clients",
+}
+
+// ownError reports whether err is a Redis error reply about that one command.
+func ownError(err error) bool {
+	var rerr redis.Error
+	if !errors.As(err, &rerr) {
+		return false
+	}
+	msg := strings.TrimPrefix(rerr.Error(), "ERR ")
+	for _, p := range serverWide {
+		if strings.HasPrefix(msg, p) {
+			return false
+		}
+	}
+	return true
+}
+
+// isNoScript reports whether err says the script is not in the server's cache.
+func isNoScript(err error) bool {
+	return err != nil && (errors.Is(err, redis.ErrNoScript) || redis.HasErrorPrefix(err, "NOSCRIPT"))
+}

@@ -1,0 +1,155 @@
+package state
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Defaults for the zero values of Config.
+const (
+	DefaultPrefix      = "resumer"
+	DefaultShards      = 16
+	DefaultEventMemory = 72 * time.Hour
+	DefaultRetention   = 30 * 24 * time.Hour
+	DefaultExpiry      = 24 * time.Hour // PERSONA.md §5: the template default after create
+)
+
+// TTLGrace is added to every record's TTL beyond its purge deadline. Records are normally
+// deleted by the purge (which keeps the status counters right); the TTL only catches records
+// of shards that see no traffic.
+const TTLGrace = time.Hour
+
+const (
+	// rememberedEvents bounds the event ids a record remembers: 6 entries of 10 bytes keep
+	// the field under Redis' default hash-max-listpack-value of 64 bytes. Older ids are
+	// forgotten first; the status and field rules make a forgotten duplicate harmless.
+	rememberedEvents = 6
+	// purgeBudget is how many due records every apply script purges in its shard.
+	purgeBudget = 4
+)
+
+// ErrNotFound is wrapped by Store.Inquiry when no record exists for the inquiry.
+var ErrNotFound = errors.New("inquiry not found")
+
+// ErrInvalidEvent is wrapped by the per-event error of an event the store cannot apply
+// because it lacks an event id, an inquiry id or an event time. Retrying never helps.
+var ErrInvalidEvent = errors.New("invalid event")
+
+//go:embed lib.lua
+var libLua string
+
+//go:embed apply.lua
+var applyLua string
+
+//go:embed purge.lua
+var purgeLua string
+
+// Config configures a Store. Zero values take the defaults named in each field.
+type Config struct {
+	// Prefix starts every key, default "resumer". It must not contain '{' or '}', which
+	// would change the hash tag.
+	Prefix string
+	// Shards is the fixed number of index shards, default 16. Never change it for an
+	// existing prefix: inquiries would be looked up under other keys.
+	Shards int
+	// EventMemory is how long an event id is remembered per inquiry, default 72h.
+	EventMemory time.Duration
+	// Retention is how long a record is kept after it became final (any status other than
+	// created or pending), and after the expires-at of a created/pending one; default 30 days.
+	Retention time.Duration
+	// ExpiryDefault is the template interval used to derive expires-at when an event does
+	// not carry it and its template has no entry in ExpiryByTemplate; default 24h.
+	ExpiryDefault time.Duration
+	// ExpiryByTemplate holds template intervals by inquiry template id.
+	ExpiryByTemplate map[string]time.Duration
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Store keeps inquiry records and their indexes in Redis. It is safe for concurrent use; all
+// of its state is in Redis, so any number of replicas can share one.
+type Store struct {
+	client redis.UniversalClient
+	cfg    Config
+	keys   keys
+	apply  *redis.Script
+	purge  *redis.Script
+}
+
+// New returns a Store on client. It does not contact Redis (use Ping for that); it fails only
+// when cfg is invalid: a prefix with '{' or '}', or a negative shard count or duration.
+func New(client redis.UniversalClient, cfg Config) (*Store, error) {
+	if client == nil {
+		return nil, errors.New("new state store: nil redis client")
+	}
+	if cfg.Prefix == "" {
+		cfg.Prefix = DefaultPrefix
+	}
+	if strings.ContainsAny(cfg.Prefix, "{}") {
+		return nil, fmt.Errorf("new state store: prefix %q must not contain '{' or '}'", cfg.Prefix)
+	}
+	if cfg.Shards == 0 {
+		cfg.Shards = DefaultShards
+	}
+	if cfg.Shards < 0 {
+		return nil, fmt.Errorf("new state store: shards %d: must be positive", cfg.Shards)
+	}
+	for _, d := range []struct {
+		name string
+		v    *time.Duration
+		def  time.Duration
+	}{
+		{"event memory", &cfg.EventMemory, DefaultEventMemory},
+		{"retention", &cfg.Retention, DefaultRetention},
+		{"default expiry", &cfg.ExpiryDefault, DefaultExpiry},
+	} {
+		if *d.v == 0 {
+			*d.v = d.def
+		}
+		if *d.v < 0 {
+			return nil, fmt.Errorf("new state store: %s %v: must be positive", d.name, *d.v)
+		}
+	}
+	templates := make(map[string]time.Duration, len(cfg.ExpiryByTemplate))
+	for id, d := range cfg.ExpiryByTemplate {
+		if d <= 0 {
+			return nil, fmt.Errorf("new state store: expiry of template %s %v: must be positive", id, d)
+		}
+		templates[id] = d
+	}
+	cfg.ExpiryByTemplate = templates
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Store{
+		client: client,
+		cfg:    cfg,
+		keys:   keys{prefix: cfg.Prefix, shards: uint32(cfg.Shards)},
+		apply:  redis.NewScript(libLua + applyLua),
+		purge:  redis.NewScript(libLua + purgeLua),
+	}, nil
+}
+
+// Ping checks that Redis answers; the error is the connection's or Redis' error.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.client.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("ping redis: %w", err)
+	}
+	return nil
+}
+
+// interval is the template interval for deriving expires-at.
+func (s *Store) interval(templateID string) time.Duration {
+	if d, ok := s.cfg.ExpiryByTemplate[templateID]; ok {
+		return d
+	}
+	return s.cfg.ExpiryDefault
+}
+
+func (s *Store) now() time.Time { return s.cfg.Now() }

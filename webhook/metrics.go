@@ -1,0 +1,97 @@
+package webhook
+
+import (
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
+
+// outcome is the value of the "outcome" label of resumer_webhook_requests_total: what the
+// receiver did with one request.
+type outcome string
+
+const (
+	outcomeAccepted     outcome = "accepted"     // 200, stored now
+	outcomeDuplicate    outcome = "duplicate"    // 200, stored before (duplicate PubAck)
+	outcomeUnauthorized outcome = "unauthorized" // 401
+	outcomeMalformed    outcome = "malformed"    // 400 (and 405 when mounted without the mux pattern)
+	outcomeTooLarge     outcome = "too_large"    // 413
+	outcomeUnavailable  outcome = "unavailable"  // 503, Persona retries
+)
+
+var outcomes = []outcome{
+	outcomeAccepted, outcomeDuplicate, outcomeUnauthorized,
+	outcomeMalformed, outcomeTooLarge, outcomeUnavailable,
+}
+
+// The values of the "reason" label of resumer_webhook_verify_failures_total.
+const (
+	reasonMissing   = "missing"
+	reasonMalformed = "malformed"
+	reasonTooOld    = "too_old"
+	reasonInFuture  = "in_future"
+	reasonNoMatch   = "no_match"
+)
+
+var reasons = []string{reasonMissing, reasonMalformed, reasonTooOld, reasonInFuture, reasonNoMatch}
+
+// failureReason maps a signature error to its metric label.
+func failureReason(err error) string {
+	switch {
+	case errors.Is(err, ErrNotSigned):
+		return reasonMissing
+	case errors.Is(err, ErrMalformedHeader):
+		return reasonMalformed
+	case errors.Is(err, ErrTooOld):
+		return reasonTooOld
+	case errors.Is(err, ErrInFuture):
+		return reasonInFuture
+	default:
+		return reasonNoMatch
+	}
+}
+
+// metrics are the receiver's Prometheus collectors. Labels take only the fixed values above:
+// never an id, an e-mail or anything else from a request.
+type metrics struct {
+	requests        *prometheus.CounterVec
+	verifyFailures  *prometheus.CounterVec
+	requestDuration prometheus.Histogram
+	publishDuration prometheus.Histogram
+}
+
+// newMetrics creates the collectors and registers them with reg; a nil reg registers them
+// nowhere. Like promauto, it panics when reg already holds collectors of these names.
+func newMetrics(reg prometheus.Registerer) *metrics {
+	f := promauto.With(reg)
+	// 1 ms to about 4 s: Persona gives up after 5 s (PERSONA.md §2).
+	buckets := prometheus.ExponentialBuckets(0.001, 2, 13)
+	m := &metrics{
+		requests: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "resumer_webhook_requests_total",
+			Help: "Persona webhook requests by outcome: accepted, duplicate, unauthorized, malformed, too_large, unavailable.",
+		}, []string{"outcome"}),
+		verifyFailures: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "resumer_webhook_verify_failures_total",
+			Help: "Persona webhook requests refused by the signature check, by reason: missing, malformed, too_old, in_future, no_match.",
+		}, []string{"reason"}),
+		requestDuration: f.NewHistogram(prometheus.HistogramOpts{
+			Name:    "resumer_webhook_request_duration_seconds",
+			Help:    "Time the receiver takes to answer a Persona webhook request, body read included.",
+			Buckets: buckets,
+		}),
+		publishDuration: f.NewHistogram(prometheus.HistogramOpts{
+			Name:    "resumer_webhook_publish_duration_seconds",
+			Help:    "Time from publishing an event to JetStream to its PubAck or the failure.",
+			Buckets: buckets,
+		}),
+	}
+	for _, o := range outcomes {
+		m.requests.WithLabelValues(string(o))
+	}
+	for _, r := range reasons {
+		m.verifyFailures.WithLabelValues(r)
+	}
+	return m
+}

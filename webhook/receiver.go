@@ -1,0 +1,266 @@
+package webhook
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/resumer/resumer/internal/eventstream"
+	"github.com/resumer/resumer/persona"
+)
+
+// Path is where Persona delivers webhooks; Register serves POST requests on it.
+const Path = "/webhooks/persona"
+
+// Defaults for the zero values of Options.
+const (
+	// DefaultMaxBodyBytes caps a request body; Persona's events are a few kilobytes.
+	DefaultMaxBodyBytes int64 = 1 << 20
+	// DefaultPublishTimeout bounds the wait for JetStream's PubAck, well inside the 5 s
+	// Persona waits for an answer (PERSONA.md §2).
+	DefaultPublishTimeout = 2 * time.Second
+	// DefaultRetryAfter is the Retry-After sent with a 503.
+	DefaultRetryAfter = 5 * time.Second
+)
+
+// Publisher stores a message in JetStream and returns its PubAck. jetstream.JetStream
+// satisfies it. PublishMsg must return an error, never a nil PubAck, when the message may not
+// be stored, and must give up when ctx is done.
+type Publisher interface {
+	PublishMsg(ctx context.Context, msg *nats.Msg, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error)
+}
+
+// Options configures a Receiver. Publisher and one non-empty secret are required; every other
+// zero value means the default named on the field.
+type Options struct {
+	// Secrets are the webhook secrets (wbhsec_...) a signature may match. Keep two while
+	// rotating; empty entries are ignored.
+	Secrets [][]byte
+	// Tolerance is how far a signature's timestamp may be from Now in either direction;
+	// default DefaultTolerance.
+	Tolerance time.Duration
+	// MaxBodyBytes caps the request body; a larger one is answered 413. Default
+	// DefaultMaxBodyBytes. Keep it below the NATS server's max_payload.
+	MaxBodyBytes int64
+	// PublishTimeout bounds the wait for the PubAck; default DefaultPublishTimeout.
+	PublishTimeout time.Duration
+	// RetryAfter is sent, rounded up to whole seconds, with every 503; default
+	// DefaultRetryAfter.
+	RetryAfter time.Duration
+	// Publisher stores events, normally a jetstream.JetStream.
+	Publisher Publisher
+	// Stream is the stream the events subject must belong to; a publish that lands in any
+	// other stream fails. Default eventstream.DefaultStream.
+	Stream string
+	// Logger receives the receiver's logs, with component=webhook; default: discard.
+	Logger *slog.Logger
+	// Registerer receives the receiver's metrics; nil registers them nowhere.
+	Registerer prometheus.Registerer
+	// Now is the clock signatures are checked against; default time.Now.
+	Now func() time.Time
+}
+
+// Receiver is the http.Handler for Persona's webhooks. It is safe for concurrent use.
+type Receiver struct {
+	secrets        [][]byte
+	tolerance      time.Duration
+	maxBodyBytes   int64
+	publishTimeout time.Duration
+	retryAfter     string
+	publisher      Publisher
+	stream         string
+	log            *slog.Logger
+	now            func() time.Time
+	metrics        *metrics
+}
+
+// New returns a Receiver configured by opts. It fails when opts has no non-empty secret, no
+// Publisher, or a negative duration or size. It registers the receiver's metrics with
+// opts.Registerer and, like promauto, panics when that Registerer already holds them (two
+// receivers need two registries, or prometheus.WrapRegistererWith).
+func New(opts Options) (*Receiver, error) {
+	var secrets [][]byte
+	for _, s := range opts.Secrets {
+		if len(s) > 0 {
+			secrets = append(secrets, bytes.Clone(s))
+		}
+	}
+	if len(secrets) == 0 {
+		return nil, errors.New("create webhook receiver: no webhook secret: Options.Secrets holds no non-empty secret")
+	}
+	if opts.Publisher == nil {
+		return nil, errors.New("create webhook receiver: Options.Publisher is nil")
+	}
+	switch {
+	case opts.Tolerance < 0:
+		return nil, fmt.Errorf("create webhook receiver: negative Options.Tolerance %v", opts.Tolerance)
+	case opts.MaxBodyBytes < 0:
+		return nil, fmt.Errorf("create webhook receiver: negative Options.MaxBodyBytes %d", opts.MaxBodyBytes)
+	case opts.PublishTimeout < 0:
+		return nil, fmt.Errorf("create webhook receiver: negative Options.PublishTimeout %v", opts.PublishTimeout)
+	case opts.RetryAfter < 0:
+		return nil, fmt.Errorf("create webhook receiver: negative Options.RetryAfter %v", opts.RetryAfter)
+	}
+	rc := &Receiver{
+		secrets:        secrets,
+		tolerance:      orDefault(opts.Tolerance, DefaultTolerance),
+		maxBodyBytes:   orDefault(opts.MaxBodyBytes, DefaultMaxBodyBytes),
+		publishTimeout: orDefault(opts.PublishTimeout, DefaultPublishTimeout),
+		publisher:      opts.Publisher,
+		stream:         opts.Stream,
+		log:            opts.Logger,
+		now:            opts.Now,
+	}
+	retryAfter := orDefault(opts.RetryAfter, DefaultRetryAfter)
+	rc.retryAfter = strconv.FormatInt(int64(math.Ceil(retryAfter.Seconds())), 10)
+	if rc.stream == "" {
+		rc.stream = eventstream.DefaultStream
+	}
+	if rc.log == nil {
+		rc.log = slog.New(slog.DiscardHandler)
+	}
+	rc.log = rc.log.With("component", "webhook")
+	if rc.now == nil {
+		rc.now = time.Now
+	}
+	rc.metrics = newMetrics(opts.Registerer)
+	return rc, nil
+}
+
+// orDefault returns v, or def when v is zero.
+func orDefault[T int64 | time.Duration](v, def T) T {
+	if v == 0 {
+		return def
+	}
+	return v
+}
+
+// Register serves the receiver on mux at "POST /webhooks/persona". Like mux.Handle, it panics
+// when mux already has a conflicting pattern.
+func (rc *Receiver) Register(mux *http.ServeMux) {
+	mux.Handle(http.MethodPost+" "+Path, rc)
+}
+
+// ServeHTTP handles one webhook delivery, on any path; see the package documentation for the
+// answers. A method other than POST is answered 405 and counted as malformed.
+func (rc *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	o := rc.serve(w, r)
+	rc.metrics.requests.WithLabelValues(string(o)).Inc()
+	rc.metrics.requestDuration.Observe(time.Since(start).Seconds())
+}
+
+func (rc *Receiver) serve(w http.ResponseWriter, r *http.Request) outcome {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		refuse(w, http.StatusMethodNotAllowed)
+		return outcomeMalformed
+	}
+	// A missing or garbled header is refused before the body is read.
+	sets, err := ParseSignatureHeader(r.Header.Get(SignatureHeader))
+	if err != nil {
+		return rc.unauthorized(w, err)
+	}
+	body, err := rc.readBody(w, r)
+	if err != nil {
+		if errors.As(err, new(*http.MaxBytesError)) {
+			rc.log.Warn("refuse webhook: body too large", "limit_bytes", rc.maxBodyBytes)
+			refuse(w, http.StatusRequestEntityTooLarge)
+			return outcomeTooLarge
+		}
+		rc.log.Debug("refuse webhook: read body", "err", err)
+		refuse(w, http.StatusBadRequest)
+		return outcomeMalformed
+	}
+	received := rc.now()
+	if err := verifySets(sets, body, rc.secrets, received, rc.tolerance); err != nil {
+		return rc.unauthorized(w, err)
+	}
+	ev, err := persona.ParseEvent(body)
+	if err != nil {
+		// Signed by Persona yet unreadable: worth a look, Persona's format may have moved.
+		rc.log.Warn("refuse webhook: malformed event", "err", err)
+		refuse(w, http.StatusBadRequest)
+		return outcomeMalformed
+	}
+	ack, err := rc.publish(r.Context(), ev, body, received)
+	if err != nil {
+		rc.log.Warn("event not stored, asking Persona to retry",
+			"event_id", ev.ID, "event_name", ev.Name, "err", err)
+		w.Header().Set("Retry-After", rc.retryAfter)
+		refuse(w, http.StatusServiceUnavailable)
+		return outcomeUnavailable
+	}
+	rc.log.Debug("event stored", "event_id", ev.ID, "event_name", ev.Name,
+		"stream_seq", ack.Sequence, "duplicate", ack.Duplicate)
+	w.WriteHeader(http.StatusOK)
+	if ack.Duplicate {
+		return outcomeDuplicate
+	}
+	return outcomeAccepted
+}
+
+// readBody reads the whole body, at most maxBodyBytes; beyond that the error is an
+// *http.MaxBytesError.
+func (rc *Receiver) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	if r.ContentLength > rc.maxBodyBytes {
+		return nil, &http.MaxBytesError{Limit: rc.maxBodyBytes}
+	}
+	var buf bytes.Buffer
+	if r.ContentLength > 0 {
+		buf.Grow(int(r.ContentLength) + bytes.MinRead)
+	}
+	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, rc.maxBodyBytes))
+	return buf.Bytes(), err
+}
+
+// unauthorized answers 401 with a generic body; the reason goes to a metric and a debug log,
+// never the header, the secret or the body.
+func (rc *Receiver) unauthorized(w http.ResponseWriter, err error) outcome {
+	reason := failureReason(err)
+	rc.metrics.verifyFailures.WithLabelValues(reason).Inc()
+	rc.log.Debug("refuse webhook: signature", "reason", reason, "err", err)
+	refuse(w, http.StatusUnauthorized)
+	return outcomeUnauthorized
+}
+
+// publish stores the raw body in the stream, keyed by the event id for JetStream's duplicate
+// window, and waits at most publishTimeout for the PubAck. It fails when JetStream is
+// unreachable, slow, refuses the message, or acknowledges it from another stream.
+func (rc *Receiver) publish(ctx context.Context, ev *persona.Event, body []byte, received time.Time) (*jetstream.PubAck, error) {
+	msg := nats.NewMsg(eventstream.Subject(ev.Name))
+	msg.Data = body
+	msg.Header.Set(nats.MsgIdHdr, ev.ID)
+	msg.Header.Set(eventstream.HeaderEventName, ev.Name)
+	msg.Header.Set(eventstream.HeaderInquiryID, ev.InquiryID)
+	msg.Header.Set(eventstream.HeaderEventCreatedAt, ev.CreatedAt.UTC().Format(time.RFC3339Nano))
+	msg.Header.Set(eventstream.HeaderReceivedAt, received.UTC().Format(time.RFC3339Nano))
+
+	ctx, cancel := context.WithTimeout(ctx, rc.publishTimeout)
+	defer cancel()
+	start := time.Now()
+	ack, err := rc.publisher.PublishMsg(ctx, msg, jetstream.WithExpectStream(rc.stream))
+	rc.metrics.publishDuration.Observe(time.Since(start).Seconds())
+	if err != nil {
+		return nil, fmt.Errorf("publish event to stream %s: %w", rc.stream, err)
+	}
+	if ack == nil || ack.Stream != rc.stream {
+		return nil, fmt.Errorf("publish event to stream %s: no acknowledgement from that stream", rc.stream)
+	}
+	return ack, nil
+}
+
+// refuse answers code with its status text as a short, generic body.
+func refuse(w http.ResponseWriter, code int) {
+	http.Error(w, http.StatusText(code), code)
+}
