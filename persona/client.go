@@ -76,8 +76,10 @@ type ClientOptions struct {
 // Client calls Persona's REST API: resume an inquiry, generate a one-time link, read and
 // list inquiries. It retries transient failures (429, 5xx, network) with jittered
 // exponential backoff bounded by the context and MaxElapsed, and returns final failures
-// (404, 409, 401/403, other 4xx) at once. Every error it returns for a failed call is, or
-// wraps, an *APIError. A Client is safe for concurrent use.
+// (404, 409, 401/403, other 4xx) at once. An error about Persona's answer (or its absence)
+// wraps an *APIError and matches one sentinel (ErrNotFound, ...); an id that cannot be
+// Persona's matches ErrNotFound without a request; a context that ends wraps ctx.Err(). A
+// Client is safe for concurrent use.
 type Client struct {
 	base           *url.URL
 	apiKey         string

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 )
@@ -246,4 +247,17 @@ func camel(kebab string) string {
 		b.WriteByte(c)
 	}
 	return b.String()
+}
+
+// LogValue keeps an inquiry's personal data (e-mail address, first name) out of logs: slog
+// prints only its id, status and reference.
+func (i *Inquiry) LogValue() slog.Value {
+	if i == nil {
+		return slog.StringValue("<nil>")
+	}
+	return slog.GroupValue(
+		slog.String("id", i.ID),
+		slog.String("status", string(i.Status)),
+		slog.String("reference_id", i.ReferenceID),
+	)
 }
