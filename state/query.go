@@ -32,10 +32,10 @@ func (s *Store) Inquiry(ctx context.Context, id string) (*Inquiry, error) {
 // (ZRANGEBYSCORE ... LIMIT, one pipelined round trip) and then the chosen records (a second
 // one), so its cost follows limit, not the number of inquiries tracked. An inquiry whose
 // record changed between the two reads in a way that takes it out of the window is left out.
-// The error is Redis' error, or says within or limit is not positive.
+// The error is Redis' error, or says within is negative or limit not positive.
 func (s *Store) Expiring(ctx context.Context, within time.Duration, limit int) ([]*Inquiry, error) {
 	if within < 0 || limit <= 0 {
-		return nil, fmt.Errorf("list expiring inquiries: within %v and limit %d must be positive", within, limit)
+		return nil, fmt.Errorf("list expiring inquiries: within %v must not be negative, limit %d must be positive", within, limit)
 	}
 	now := s.now()
 	lo, hi := now.UnixMilli(), now.Add(within).UnixMilli()
