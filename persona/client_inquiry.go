@@ -291,16 +291,3 @@ func parseObject(body []byte) (object, error) {
 	}
 	return root, nil
 }
-
-// objects returns the array of objects at key; nil with no error when absent or null.
-func (o object) objects(key string) ([]object, error) {
-	raw := o.get(key)
-	if len(raw) == 0 || string(raw) == "null" {
-		return nil, nil
-	}
-	var out []object
-	if err := json.Unmarshal(raw, &out); err != nil {
-		return nil, err
-	}
-	return out, nil
-}

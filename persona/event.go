@@ -159,11 +159,12 @@ func relationshipID(res object, name string) string {
 	return data.str("id")
 }
 
-// object is a JSON object whose keys may be in any of Persona's three inflections. Lookups
-// take the kebab-case name and try the other two spellings.
-type object map[string]json.RawMessage
+// object is a decoded JSON object whose keys may be in any of Persona's three inflections.
+// Lookups take the kebab-case name and try the other two spellings. A body is decoded once
+// into nested objects; lookups never re-parse.
+type object map[string]any
 
-func (o object) get(kebab string) json.RawMessage {
+func (o object) get(kebab string) any {
 	if v, ok := o[kebab]; ok {
 		return v
 	}
@@ -176,29 +177,44 @@ func (o object) get(kebab string) json.RawMessage {
 	return o[camel(kebab)]
 }
 
-// object returns the nested object at key; nil with no error when absent or null.
+// errNotObject reports a value that should be a JSON object but is something else.
+var errNotObject = errors.New("not a JSON object")
+
+// object returns the nested object at key; nil with no error when absent or null, and an
+// error when it is another kind of value.
 func (o object) object(key string) (object, error) {
-	raw := o.get(key)
-	if len(raw) == 0 || string(raw) == "null" {
+	switch v := o.get(key).(type) {
+	case nil:
 		return nil, nil
+	case map[string]any:
+		return object(v), nil
+	default:
+		return nil, fmt.Errorf("%s: %w", key, errNotObject)
 	}
-	var out object
-	if err := json.Unmarshal(raw, &out); err != nil {
-		return nil, err
+}
+
+// objects returns the array of objects at key (entries that are not objects are skipped);
+// nil with no error when absent or null.
+func (o object) objects(key string) ([]object, error) {
+	switch v := o.get(key).(type) {
+	case nil:
+		return nil, nil
+	case []any:
+		out := make([]object, 0, len(v))
+		for _, e := range v {
+			if m, ok := e.(map[string]any); ok {
+				out = append(out, object(m))
+			}
+		}
+		return out, nil
+	default:
+		return nil, fmt.Errorf("%s: not an array", key)
 	}
-	return out, nil
 }
 
 // str returns the string at key; "" when absent, null or not a string.
 func (o object) str(key string) string {
-	raw := o.get(key)
-	if len(raw) == 0 || raw[0] != '"' {
-		return ""
-	}
-	var s string
-	if json.Unmarshal(raw, &s) != nil {
-		return ""
-	}
+	s, _ := o.get(key).(string)
 	return s
 }
 

@@ -33,9 +33,10 @@ const (
 	DefaultRetryAfter = 5 * time.Second
 )
 
-// Publisher stores a message in JetStream and returns its PubAck. jetstream.JetStream
-// satisfies it. PublishMsg must return an error, never a nil PubAck, when the message may not
-// be stored, and must give up when ctx is done.
+// Publisher stores a message in JetStream and returns its PubAck; jetstream.JetStream
+// satisfies it. PublishMsg must give up when ctx is done. The receiver treats an error, a nil
+// PubAck or a PubAck from another stream alike: the event is not stored, and Persona is
+// asked to retry.
 type Publisher interface {
 	PublishMsg(ctx context.Context, msg *nats.Msg, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error)
 }
@@ -66,7 +67,8 @@ type Options struct {
 	Logger *slog.Logger
 	// Registerer receives the receiver's metrics; nil registers them nowhere.
 	Registerer prometheus.Registerer
-	// Now is the clock signatures are checked against; default time.Now.
+	// Now is the clock signatures are checked against and Resumer-Received-At is read from;
+	// default time.Now.
 	Now func() time.Time
 }
 

@@ -229,8 +229,9 @@ func verifySets(sets []SignatureSet, body []byte, secrets [][]byte, now time.Tim
 
 // Sign returns a Persona-Signature header value that Verify accepts for body and secret at
 // time t (within the tolerance): "t=<t in Unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">".
-// To imitate a rotation, join two values with one space. It cannot fail; it is meant for
-// tests and for the `resumer webhook sign` command, never for checking a request.
+// To imitate a rotation, join two values with one space. It cannot fail, but a t before 1970
+// gives a header that Verify refuses as malformed. It is meant for tests and for the
+// `resumer webhook sign` command, never for checking a request.
 func Sign(body []byte, secret []byte, t time.Time) string {
 	return SignatureSet{Timestamp: t.Unix(), Signature: signature(t.Unix(), body, secret)}.String()
 }
