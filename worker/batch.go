@@ -16,22 +16,25 @@ import (
 
 // delivery is one message of a batch with what the worker read from it.
 type delivery struct {
-	msg   jetstream.Msg
-	meta  *jetstream.MsgMetadata
-	event *persona.Event
+	msg  jetstream.Msg
+	meta *jetstream.MsgMetadata
 }
 
-// handleBatch decodes msgs, applies the events to the store in one call and settles every
-// message: Ack once the store confirmed it, NakWithDelay when this event failed, dead letter
-// and Term when the body is not an event or the store calls the event invalid (permanent).
-//
-// When the store fails as a whole, every event of the batch is nak'd with the next pause
-// delay and handleBatch returns that delay and false; nothing is acknowledged. shuttingDown
-// makes such naks immediate instead, so another replica takes the messages at once.
-func (w *Worker) handleBatch(ctx context.Context, shuttingDown bool, msgs []jetstream.Msg) (time.Duration, bool) {
+// batch is a batch of messages decoded into events: deliveries[i] carries events[i]. Messages
+// that are not events are settled by decode and not in it.
+type batch struct {
+	deliveries []delivery
+	events     []*persona.Event
+}
+
+// decode reads msgs into a batch. A message whose body is not a Persona event is copied to the
+// dead-letter stream and terminated right here (or nak'd when the copy fails).
+func (w *Worker) decode(ctx context.Context, msgs []jetstream.Msg) *batch {
 	w.metrics.batchSize.Observe(float64(len(msgs)))
-	deliveries := make([]delivery, 0, len(msgs))
-	events := make([]*persona.Event, 0, len(msgs))
+	b := &batch{
+		deliveries: make([]delivery, 0, len(msgs)),
+		events:     make([]*persona.Event, 0, len(msgs)),
+	}
 	for _, m := range msgs {
 		meta, err := m.Metadata()
 		if err != nil {
@@ -45,31 +48,44 @@ func (w *Worker) handleBatch(ctx context.Context, shuttingDown bool, msgs []jets
 			w.deadLetterAndTerm(ctx, m, meta, ReasonMalformed, err)
 			continue
 		}
-		deliveries = append(deliveries, delivery{msg: m, meta: meta, event: ev})
-		events = append(events, ev)
+		b.deliveries = append(b.deliveries, delivery{msg: m, meta: meta})
+		b.events = append(b.events, ev)
 	}
-	if len(events) == 0 {
+	return b
+}
+
+// apply hands the batch's events to the store in one call and settles every message: Ack once
+// the store confirmed it, NakWithDelay when this event failed, dead letter and Term when the
+// store calls the event invalid (permanent).
+//
+// When the store fails as a whole, every message of the batch is nak'd with the next pause
+// delay and apply returns that delay and false; nothing is acknowledged. shuttingDown makes
+// such naks immediate instead, so another replica takes the messages at once.
+func (w *Worker) apply(ctx context.Context, shuttingDown bool, b *batch) (time.Duration, bool) {
+	if len(b.events) == 0 {
 		return 0, true
 	}
-
 	start := w.opts.Now()
-	results, err := w.opts.Store.ApplyBatch(ctx, events)
+	results, err := w.opts.Store.ApplyBatch(ctx, b.events)
 	w.metrics.applyDuration.Observe(w.opts.Now().Sub(start).Seconds())
-	if err == nil && len(results) != len(events) {
-		err = fmt.Errorf("store returned %d results for %d events", len(results), len(events))
+	if err == nil && len(results) != len(b.events) {
+		err = fmt.Errorf("apply batch: %d results for %d events", len(results), len(b.events))
 	}
 	if err != nil {
 		delay := w.pause.NextBackOff()
+		if ctx.Err() != nil {
+			// The shutdown grace is over (ctx is the worker's work context).
+			w.log.Warn("shutdown grace over, returning unapplied messages", "events", len(b.events))
+			b.nakAll(w, delay, true)
+			return delay, false
+		}
 		if w.storeDownSince.IsZero() {
 			w.storeDownSince = w.opts.Now()
-			w.log.Warn("state store failed, pausing", "events", len(events), "retry_in", delay, "err", err)
+			w.log.Warn("state store failed, pausing", "events", len(b.events), "retry_in", delay, "err", err)
 		} else {
-			w.log.Debug("state store failed again", "events", len(events), "retry_in", delay, "err", err)
+			w.log.Debug("state store failed again", "events", len(b.events), "retry_in", delay, "err", err)
 		}
-		for _, d := range deliveries {
-			w.metrics.events.WithLabelValues(eventLabel(d.event.Name), resultFailed).Inc()
-			w.nak(d.msg, delay, shuttingDown)
-		}
+		b.nakAll(w, delay, shuttingDown)
 		return delay, false
 	}
 	if !w.storeDownSince.IsZero() {
@@ -78,9 +94,9 @@ func (w *Worker) handleBatch(ctx context.Context, shuttingDown bool, msgs []jets
 	}
 	w.pause.Reset()
 
-	for i, d := range deliveries {
-		r := results[i]
-		label := eventLabel(d.event.Name)
+	for i, d := range b.deliveries {
+		r, ev := results[i], b.events[i]
+		label := eventLabel(ev.Name)
 		if errors.Is(r.Err, state.ErrInvalidEvent) {
 			// Permanent: retrying cannot help.
 			w.deadLetterAndTerm(ctx, d.msg, d.meta, ReasonInvalid, r.Err)
@@ -89,8 +105,8 @@ func (w *Worker) handleBatch(ctx context.Context, shuttingDown bool, msgs []jets
 		if r.Err != nil {
 			delay := w.opts.retryDelay(d.meta.NumDelivered)
 			w.metrics.events.WithLabelValues(label, resultFailed).Inc()
-			w.log.Warn("event not applied, will retry", "event_id", d.event.ID, "event", d.event.Name,
-				"inquiry_id", d.event.InquiryID, "delivery", d.meta.NumDelivered,
+			w.log.Warn("event not applied, will retry", "event_id", ev.ID, "event", ev.Name,
+				"inquiry_id", ev.InquiryID, "delivery", d.meta.NumDelivered,
 				"max_deliver", w.opts.MaxDeliver, "retry_in", delay, "err", r.Err)
 			w.nak(d.msg, delay, shuttingDown)
 			continue
@@ -98,13 +114,21 @@ func (w *Worker) handleBatch(ctx context.Context, shuttingDown bool, msgs []jets
 		w.metrics.events.WithLabelValues(label, resultLabel(r.Outcome)).Inc()
 		if err := d.msg.Ack(); err != nil {
 			// JetStream redelivers it and the store recognises the event id.
-			w.log.Warn("ack message", "event_id", d.event.ID, "err", err)
+			w.log.Warn("ack message", "event_id", ev.ID, "err", err)
 		}
 	}
 	return 0, true
 }
 
-// nak asks for redelivery after delay, or at once while shutting down.
+// nakAll counts every event of b as failed and naks its message (see nak).
+func (b *batch) nakAll(w *Worker, delay time.Duration, now bool) {
+	for i, d := range b.deliveries {
+		w.metrics.events.WithLabelValues(eventLabel(b.events[i].Name), resultFailed).Inc()
+		w.nak(d.msg, delay, now)
+	}
+}
+
+// nak asks for redelivery after delay, or at once when now is set.
 func (w *Worker) nak(m jetstream.Msg, delay time.Duration, now bool) {
 	var err error
 	if now {

@@ -126,10 +126,10 @@ func (w *Worker) deadLetterExhausted(ctx context.Context, stream jetstream.Strea
 		defer cancel()
 		raw, err := stream.GetMsg(octx, adv.StreamSeq)
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			return backoff.Permanent(fmt.Errorf("get %s seq %d: %w", w.opts.Stream, adv.StreamSeq, err))
+			return backoff.Permanent(fmt.Errorf("get message %d from %s: %w", adv.StreamSeq, w.opts.Stream, err))
 		}
 		if err != nil {
-			return fmt.Errorf("get %s seq %d: %w", w.opts.Stream, adv.StreamSeq, err)
+			return fmt.Errorf("get message %d from %s: %w", adv.StreamSeq, w.opts.Stream, err)
 		}
 		letter := original{subject: raw.Subject, seq: raw.Sequence, header: raw.Header, data: raw.Data}
 		return w.deadLetter(octx, letter, ReasonMaxDeliveries)

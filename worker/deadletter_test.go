@@ -15,6 +15,7 @@ import (
 
 	"github.com/resumer/resumer/internal/eventstream"
 	"github.com/resumer/resumer/persona"
+	"github.com/resumer/resumer/state"
 )
 
 // dlqMsgs counts the messages in the dead-letter stream.
@@ -145,6 +146,14 @@ func TestMalformedMessagesDeadLettered(t *testing.T) {
 		letters, err := ListDeadLetters(ctx, e.js, e.dlq, 0)
 		return err == nil && len(letters) == 2 && letters[0].Seq == 4 && letters[1].Seq == 5
 	})
+	// A replayed replay keeps the event id in its list entry and message id.
+	letters, err = ListDeadLetters(ctx, e.js, e.dlq, 0)
+	if err != nil || letters[0].EventID != "evt_bad2" || letters[1].EventID != "evt_bad1" {
+		t.Errorf("letters after second replay = %+v, %v", letters, err)
+	}
+	if id := e.getMsg(t, e.dlq, 5).Header.Get(HeaderDeadMsgID); id != "evt_bad1-replay-3" {
+		t.Errorf("message id of a replayed replay = %q, want evt_bad1-replay-3", id)
+	}
 }
 
 // TestDeadLetterPublishFailureNaks removes the dead-letter stream under a running worker: the
@@ -232,6 +241,21 @@ func TestMaxDeliveriesDeadLettered(t *testing.T) {
 	}
 }
 
+func TestEventID(t *testing.T) {
+	for in, want := range map[string]string{
+		"evt_1":                   "evt_1",
+		"evt_1-replay-12":         "evt_1",
+		"evt_1-replay-1-replay-3": "evt_1-replay-1",
+		"evt_1-replay-x":          "evt_1-replay-x",
+		"-replay-4":               "-replay-4",
+		"":                        "",
+	} {
+		if got := eventID(in); got != want {
+			t.Errorf("eventID(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
 func TestDeadLetterMsg(t *testing.T) {
 	h := nats.Header{}
 	h.Set(nats.MsgIdHdr, "evt_1")
@@ -267,5 +291,54 @@ func TestDeadLetterMsg(t *testing.T) {
 	h.Set("X-Many", "changed")
 	if m.Header.Get("X-Many") != "a" {
 		t.Error("dead letter shares header slices with the original")
+	}
+}
+
+func TestDeadLetterToolsOnEmptyOrMissingStream(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	if _, err := ListDeadLetters(ctx, e.js, e.dlq, 0); !errors.Is(err, jetstream.ErrStreamNotFound) {
+		t.Errorf("ListDeadLetters on a missing stream = %v, want ErrStreamNotFound", err)
+	}
+	if _, err := ReplayDeadLetters(ctx, e.js, e.dlq, nil); !errors.Is(err, jetstream.ErrStreamNotFound) {
+		t.Errorf("ReplayDeadLetters on a missing stream = %v, want ErrStreamNotFound", err)
+	}
+	if _, err := eventstream.EnsureDLQ(ctx, e.js, e.dlq, 1); err != nil {
+		t.Fatal(err)
+	}
+	letters, err := ListDeadLetters(ctx, e.js, e.dlq, 10)
+	if err != nil || letters == nil || len(letters) != 0 {
+		t.Errorf("ListDeadLetters on an empty stream = %#v, %v; want an empty list", letters, err)
+	}
+	if n, err := ReplayDeadLetters(ctx, e.js, e.dlq, nil); err != nil || n != 0 {
+		t.Errorf("ReplayDeadLetters on an empty stream = %d, %v", n, err)
+	}
+}
+
+// invalidApplier calls every event invalid, as the store does for one it can never apply.
+type invalidApplier struct{}
+
+func (invalidApplier) ApplyBatch(_ context.Context, events []*persona.Event) ([]state.Result, error) {
+	res := make([]state.Result, len(events))
+	for i := range res {
+		res[i].Err = fmt.Errorf("apply event: no inquiry id: %w", state.ErrInvalidEvent)
+	}
+	return res, nil
+}
+
+func TestInvalidEventDeadLetteredAtOnce(t *testing.T) {
+	e := newEnv(t)
+	r := start(t, e.options(invalidApplier{}))
+	e.publishEvent(t, testEvent{ID: "evt_inv", Name: "inquiry.started", InquiryID: "inq_inv", Status: persona.StatusPending, At: testNow})
+	eventually(t, 10*time.Second, "dead letter", func() bool { return e.dlqMsgs(t) == 1 })
+	if reason := e.getMsg(t, e.dlq, 1).Header.Get(eventstream.HeaderDeadReason); reason != ReasonInvalid {
+		t.Errorf("reason %q, want %q", reason, ReasonInvalid)
+	}
+	eventually(t, 5*time.Second, "terminated on its first delivery", func() bool {
+		info := e.consumerInfo(t, "")
+		return info.AckFloor.Stream == 1 && info.NumAckPending == 0 && info.NumRedelivered == 0
+	})
+	if got := testutil.ToFloat64(r.w.metrics.deadLetters.WithLabelValues(ReasonInvalid)); got != 1 {
+		t.Errorf("dead_letters_total{invalid_event} = %v", got)
 	}
 }

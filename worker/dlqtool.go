@@ -24,7 +24,8 @@ type DeadLetter struct {
 	StreamSeq uint64 `json:"stream_seq"`
 	// Reason is why it was dead-lettered: ReasonMalformed, ReasonInvalid or ReasonMaxDeliveries.
 	Reason string `json:"reason"`
-	// EventID is the Nats-Msg-Id it was published with, the Persona event id ("" if none).
+	// EventID is the Persona event id: the Nats-Msg-Id it was published with, without the
+	// suffix a replay adds ("" if none).
 	EventID string `json:"event_id"`
 	// EventName is the Persona event name from the receiver's header ("" if none).
 	EventName string `json:"event_name"`
@@ -48,7 +49,7 @@ func ListDeadLetters(ctx context.Context, js jetstream.JetStream, dlq string, li
 			Subject:   h.Get(eventstream.HeaderDeadSubject),
 			StreamSeq: streamSeq,
 			Reason:    h.Get(eventstream.HeaderDeadReason),
-			EventID:   h.Get(HeaderDeadMsgID),
+			EventID:   eventID(h.Get(HeaderDeadMsgID)),
 			EventName: h.Get(eventstream.HeaderEventName),
 			Time:      meta.Timestamp,
 			Size:      size,
@@ -70,7 +71,8 @@ func ListDeadLetters(ctx context.Context, js jetstream.JetStream, dlq string, li
 // replays every dead letter present when the call starts (not the ones dead-lettered again
 // meanwhile).
 //
-// A replay carries the Nats-Msg-Id "<event id>-replay-<dlq seq>", so the events stream's
+// A replay carries the Nats-Msg-Id "<event id>-replay-<dlq seq>" (also when the dead letter
+// was itself a replay), so the events stream's
 // duplicate window does not drop it while a repeated replay of the same dead letter is
 // dropped; the state store deduplicates by event id in any case.
 //
@@ -128,15 +130,31 @@ func replayOne(ctx context.Context, js jetstream.JetStream, seq uint64, header n
 		}
 		m.Header[k] = append([]string(nil), vs...)
 	}
-	id := header.Get(HeaderDeadMsgID)
+	id := eventID(header.Get(HeaderDeadMsgID))
 	if id == "" {
 		id = "unknown"
 	}
-	m.Header.Set(nats.MsgIdHdr, id+"-replay-"+strconv.FormatUint(seq, 10))
+	m.Header.Set(nats.MsgIdHdr, id+replaySuffix+strconv.FormatUint(seq, 10))
 	if _, err := js.PublishMsg(ctx, m); err != nil {
 		return fmt.Errorf("replay dead letter %d to %s: %w", seq, subject, err)
 	}
 	return nil
+}
+
+// replaySuffix joins an event id and a dead-letter sequence in a replay's Nats-Msg-Id.
+const replaySuffix = "-replay-"
+
+// eventID returns the event id in a Nats-Msg-Id: the id itself, or the part before the
+// "-replay-<seq>" a replay added.
+func eventID(msgID string) string {
+	i := strings.LastIndex(msgID, replaySuffix)
+	if i <= 0 {
+		return msgID
+	}
+	if _, err := strconv.ParseUint(msgID[i+len(replaySuffix):], 10, 64); err != nil {
+		return msgID
+	}
+	return msgID[:i]
 }
 
 // errStopIteration ends eachDeadLetter early without an error.

@@ -2,15 +2,16 @@
 // inquiry state in Redis (DESIGN.md, decisions 2, 9 and 10).
 //
 // A Worker reads the events stream through a durable pull consumer that any number of
-// replicas share. It takes messages in batches and hands each batch to the state store in one
-// call (one pipelined Redis round trip), and acknowledges a message only once the store has
-// confirmed it:
+// replicas share (jetstream's Messages iterator, which keeps a buffer of fetched messages). It
+// takes messages in batches and hands each batch to the state store in one call (one
+// pipelined Redis round trip) while it decodes the next batch, and acknowledges a message
+// only once the store has confirmed it:
 //
 //	store applied, or found it a duplicate, stale or ignorable   Ack
 //	store could not apply this one event                         NakWithDelay (growing delay)
 //	store unreachable (the whole batch failed)                   NakWithDelay every message,
 //	                                                             pause until the store answers
-//	body is not a Persona event                                  copy to the dead-letter stream,
+//	body is not a Persona event, or the store calls it invalid   copy to the dead-letter stream,
 //	                                                             then Term
 //
 // A message JetStream gives up on after MaxDeliver deliveries is announced by a JetStream

@@ -19,8 +19,9 @@ import (
 // trip. *state.Store implements it.
 //
 // ApplyBatch returns one Result per event, in order. A Result with a non-nil Err means that
-// one event could not be applied and is worth retrying; a non-nil error means the whole batch
-// failed (the store is unreachable) and nothing may be acknowledged.
+// one event could not be applied: the worker retries it, unless the error wraps
+// state.ErrInvalidEvent, which no retry can fix. A non-nil error means the whole batch failed
+// (the store is unreachable) and nothing may be acknowledged.
 //
 // An Applier that also has a method Ping(ctx) error (as *state.Store does) is pinged after a
 // whole-batch failure, and the worker takes new messages only once it answers, so an outage
@@ -42,6 +43,7 @@ const (
 	DefaultFetchWait     = 2 * time.Millisecond
 	DefaultRetryDelay    = time.Second
 	DefaultMaxRetryDelay = 30 * time.Second
+	DefaultAckWait       = 30 * time.Second
 	DefaultShutdownGrace = 10 * time.Second
 	DefaultStatsInterval = 15 * time.Second
 
@@ -49,9 +51,6 @@ const (
 	// allows maxAckPending unacknowledged messages across every replica.
 	MaxBatchSize = 4096
 )
-
-// DefaultAckWait is the default Options.AckWait.
-const DefaultAckWait = 30 * time.Second
 
 // maxAckPending is how many delivered, unacknowledged messages the consumer allows across
 // every replica: room for many replicas' batches and buffers.
@@ -72,7 +71,7 @@ type Options struct {
 	// Durable is the name of the consumer every replica shares (DefaultDurable).
 	Durable string
 	// DLQStream is the dead-letter stream (eventstream.DefaultDLQStream); Run creates or
-	// updates it with eventstream.EnsureDLQ.
+	// updates it with eventstream.EnsureDLQ, with the events stream's replica count.
 	DLQStream string
 	// MaxDeliver is how many times JetStream delivers a message before giving up on it and the
 	// worker dead-letters it (DefaultMaxDeliver). At least 1.
@@ -111,17 +110,17 @@ type Options struct {
 	// Registerer receives the worker's metrics (none are registered when nil). Several
 	// workers may share one Registerer: they share its collectors.
 	Registerer prometheus.Registerer
-	// Now is the clock (time.Now).
+	// Now is the clock that times store calls and outages (time.Now).
 	Now func() time.Time
 }
 
 // withDefaults returns opts with defaults filled in, or an error naming the first bad option.
 func (o Options) withDefaults() (Options, error) {
 	if o.JetStream == nil {
-		return o, errors.New("worker options: JetStream is required")
+		return o, errors.New("create worker: JetStream is required")
 	}
 	if o.Store == nil {
-		return o, errors.New("worker options: Store is required")
+		return o, errors.New("create worker: Store is required")
 	}
 	if o.Stream == "" {
 		o.Stream = eventstream.DefaultStream
@@ -133,24 +132,24 @@ func (o Options) withDefaults() (Options, error) {
 		o.DLQStream = eventstream.DefaultDLQStream
 	}
 	if o.DLQStream == o.Stream {
-		return o, fmt.Errorf("worker options: DLQStream %q must differ from Stream", o.DLQStream)
+		return o, fmt.Errorf("create worker: DLQStream %q must differ from Stream", o.DLQStream)
 	}
 	for _, n := range [][2]string{{"Stream", o.Stream}, {"Durable", o.Durable}, {"DLQStream", o.DLQStream}} {
 		if !validName(n[1]) {
-			return o, fmt.Errorf("worker options: %s %q: use letters, digits, '-' and '_' only", n[0], n[1])
+			return o, fmt.Errorf("create worker: %s %q: use letters, digits, '-' and '_' only", n[0], n[1])
 		}
 	}
 	if o.MaxDeliver == 0 {
 		o.MaxDeliver = DefaultMaxDeliver
 	}
 	if o.MaxDeliver < 1 {
-		return o, fmt.Errorf("worker options: MaxDeliver %d: want at least 1", o.MaxDeliver)
+		return o, fmt.Errorf("create worker: MaxDeliver %d: want at least 1", o.MaxDeliver)
 	}
 	if o.BatchSize == 0 {
 		o.BatchSize = DefaultBatchSize
 	}
 	if o.BatchSize < 1 || o.BatchSize > MaxBatchSize {
-		return o, fmt.Errorf("worker options: BatchSize %d: want 1 to %d", o.BatchSize, MaxBatchSize)
+		return o, fmt.Errorf("create worker: BatchSize %d: want 1 to %d", o.BatchSize, MaxBatchSize)
 	}
 	durations := []struct {
 		name string
@@ -166,14 +165,14 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	for _, d := range durations {
 		if *d.v < 0 {
-			return o, fmt.Errorf("worker options: %s %v: want a positive duration", d.name, *d.v)
+			return o, fmt.Errorf("create worker: %s %v: want a positive duration", d.name, *d.v)
 		}
 		if *d.v == 0 {
 			*d.v = d.def
 		}
 	}
 	if o.MaxRetryDelay < o.RetryDelay {
-		return o, fmt.Errorf("worker options: MaxRetryDelay %v is shorter than RetryDelay %v", o.MaxRetryDelay, o.RetryDelay)
+		return o, fmt.Errorf("create worker: MaxRetryDelay %v is shorter than RetryDelay %v", o.MaxRetryDelay, o.RetryDelay)
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)

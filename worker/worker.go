@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -24,6 +25,7 @@ type Worker struct {
 	log     *slog.Logger
 	metrics *metrics
 	inq     *InquiryMetrics // nil without Options.Counts
+	running atomic.Bool
 
 	// pause paces the waits after the store failed as a whole; only the goroutine running
 	// consume touches it.
@@ -66,7 +68,14 @@ func New(opts Options) (*Worker, error) {
 // any of that fails (unless ctx was cancelled meanwhile). After that, failures are handled
 // and logged, never returned: an unreachable store pauses the worker, a lost consumer is
 // created again.
+//
+// A Worker runs once at a time: calling Run while it runs returns an error. For more
+// throughput in one process, create more Workers.
 func (w *Worker) Run(ctx context.Context) error {
+	if !w.running.CompareAndSwap(false, true) {
+		return errors.New("run worker: already running")
+	}
+	defer w.running.Store(false)
 	stream, cons, err := w.setUp(ctx)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -127,138 +136,6 @@ func (w *Worker) setUp(ctx context.Context) (jetstream.Stream, jetstream.Consume
 		return nil, nil, fmt.Errorf("run worker: create consumer %s on %s: %w", w.opts.Durable, w.opts.Stream, err)
 	}
 	return stream, cons, nil
-}
-
-// consume takes messages until ctx is done. It pauses while the store is unreachable and
-// creates the consumer again when its message iterator dies (the consumer was deleted, or
-// JetStream refused the pull).
-func (w *Worker) consume(ctx context.Context, stream jetstream.Stream, cons jetstream.Consumer) {
-	for ctx.Err() == nil {
-		iter, err := cons.Messages(jetstream.PullMaxMessages(2 * w.opts.BatchSize))
-		if err == nil {
-			var stop stopReason
-			stop, err = w.consumeIterator(ctx, iter)
-			switch stop {
-			case stopShutdown:
-				return
-			case stopStoreDown:
-				w.awaitStore(ctx)
-				continue
-			}
-		}
-		w.log.Warn("consumer unusable, creating it again", "consumer", w.opts.Durable, "err", err)
-		for ctx.Err() == nil {
-			if !sleep(ctx, w.pause.NextBackOff()) {
-				return
-			}
-			cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			cons, err = stream.CreateOrUpdateConsumer(cctx, w.opts.consumerConfig())
-			cancel()
-			if err == nil {
-				w.pause.Reset()
-				break
-			}
-			w.log.Debug("create consumer", "consumer", w.opts.Durable, "err", err)
-		}
-	}
-}
-
-// stopReason says why consumeIterator returned.
-type stopReason int
-
-const (
-	stopShutdown  stopReason = iota // ctx is done and what was fetched is handled
-	stopStoreDown                   // the store failed as a whole; pause before fetching again
-	stopIterator                    // the iterator died; the error says why
-)
-
-// consumeIterator takes batches from iter and handles them until ctx is done, the store fails
-// as a whole, or iter dies.
-//
-// When ctx is done it drains iter: JetStream sends nothing more, and the batch in hand and the
-// messages already buffered are still applied and acknowledged, with a context that ends
-// ShutdownGrace after ctx.
-func (w *Worker) consumeIterator(ctx context.Context, iter jetstream.MessagesContext) (stopReason, error) {
-	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelWork()
-	stopDrain := context.AfterFunc(ctx, func() {
-		iter.Drain()
-		time.AfterFunc(w.opts.ShutdownGrace, cancelWork)
-	})
-	defer stopDrain()
-	defer iter.Stop()
-
-	batch := make([]jetstream.Msg, 0, w.opts.BatchSize)
-	for {
-		first, err := iter.Next(jetstream.NextContext(work))
-		if err != nil {
-			if ctx.Err() != nil {
-				return stopShutdown, nil
-			}
-			return stopIterator, fmt.Errorf("take next message: %w", err)
-		}
-		batch = append(batch[:0], first)
-		// Fill the batch from what is buffered or arrives within FetchWait. Under load the
-		// buffer holds a full batch and this returns at once.
-		deadline := time.Now().Add(w.opts.FetchWait)
-		for len(batch) < w.opts.BatchSize {
-			wait := time.Until(deadline)
-			if wait <= 0 {
-				break
-			}
-			m, err := iter.Next(jetstream.NextMaxWait(wait))
-			if err != nil {
-				break // a timeout, or the iterator closed: the next outer Next tells
-			}
-			batch = append(batch, m)
-		}
-		if delay, ok := w.handleBatch(work, ctx.Err() != nil, batch); !ok {
-			w.releaseBuffered(iter, delay)
-			return stopStoreDown, nil
-		}
-	}
-}
-
-// releaseBuffered gives the messages iter has fetched but the worker has not handled back to
-// JetStream, to be redelivered after delay, so they do not wait out their AckWait in a
-// paused worker's buffer.
-func (w *Worker) releaseBuffered(iter jetstream.MessagesContext, delay time.Duration) {
-	iter.Drain()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	for {
-		m, err := iter.Next(jetstream.NextContext(ctx))
-		if err != nil {
-			return
-		}
-		if err := m.NakWithDelay(delay); err != nil {
-			w.log.Debug("nak buffered message", "err", err)
-		}
-	}
-}
-
-// awaitStore waits after a whole-batch failure: the current backoff delay, then, for a store
-// that can be pinged, until it answers. It returns early when ctx is done.
-func (w *Worker) awaitStore(ctx context.Context) {
-	if !sleep(ctx, w.pause.NextBackOff()) {
-		return
-	}
-	p, ok := w.opts.Store.(pinger)
-	if !ok {
-		return
-	}
-	for {
-		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		err := p.Ping(pctx)
-		cancel()
-		if err == nil || ctx.Err() != nil {
-			return
-		}
-		w.log.Debug("state store still unreachable", "err", err)
-		if !sleep(ctx, w.pause.NextBackOff()) {
-			return
-		}
-	}
 }
 
 // reportPending refreshes resumer_worker_consumer_pending every StatsInterval until ctx is

@@ -35,6 +35,7 @@ func TestWorkerAppliesEvents(t *testing.T) {
 	opts := e.options(e.store)
 	reg := prometheus.NewRegistry()
 	opts.Registerer = reg
+	opts.Counts = e.store
 	r := start(t, opts)
 
 	eventually(t, 10*time.Second, "inquiries applied", func() bool {
@@ -81,9 +82,33 @@ func TestWorkerAppliesEvents(t *testing.T) {
 		"resumer_worker_dead_letters_total"); err != nil || n != 5 {
 		t.Errorf("gathered %d series (%v), want apply duration, pending and 3 dead-letter reasons", n, err)
 	}
+	eventually(t, 5*time.Second, "inquiry gauges refreshed", func() bool {
+		return testutil.ToFloat64(r.w.inq.byStatus.WithLabelValues("pending")) == 2
+	})
+	if n, err := testutil.GatherAndCount(reg, "resumer_inquiries", "resumer_inquiries_expiring"); err != nil || n != len(statusLabels)+1+3 {
+		t.Errorf("gathered %d inquiry gauge series (%v)", n, err)
+	}
 	if err := r.stop(t); err != nil {
 		t.Errorf("Run = %v", err)
 	}
+}
+
+// TestConsumerPendingGauge holds the worker in a slow store call: the gauge shows what the
+// consumer has not delivered yet.
+func TestConsumerPendingGauge(t *testing.T) {
+	e := newEnv(t)
+	for i := range 10 {
+		e.publishEvent(t, testEvent{ID: fmt.Sprintf("evt_pg%d", i), Name: "inquiry.created",
+			InquiryID: "inq_pg", Status: persona.StatusCreated, At: testNow})
+	}
+	opts := e.options(&countingApplier{next: e.store, delay: time.Second})
+	opts.BatchSize = 1
+	opts.ShutdownGrace = 100 * time.Millisecond
+	r := start(t, opts)
+	// One message in the store call and at most two buffered: at least 7 undelivered.
+	eventually(t, 5*time.Second, "pending gauge set", func() bool {
+		return testutil.ToFloat64(r.w.metrics.pending) >= 7
+	})
 }
 
 func TestWorkerAppliesInBatches(t *testing.T) {
@@ -301,6 +326,35 @@ func TestWorkerShutdownDrains(t *testing.T) {
 	if info.NumPending != uint64(n-applied) {
 		t.Errorf("%d pending, want %d", info.NumPending, n-applied)
 	}
+}
+
+// TestWorkerShutdownGraceBounded cancels a worker stuck in a slow store call: Run returns
+// soon after the grace, and the messages it could not finish are handed back at once (a new
+// worker applies them well before their AckWait would have run out).
+func TestWorkerShutdownGraceBounded(t *testing.T) {
+	e := newEnv(t)
+	for i := range 20 {
+		e.publishEvent(t, testEvent{ID: fmt.Sprintf("evt_sg%d", i), Name: "inquiry.created",
+			InquiryID: fmt.Sprintf("inq_sg%d", i), Status: persona.StatusCreated, At: testNow})
+	}
+	slow := &countingApplier{next: e.store, delay: time.Minute}
+	opts := e.options(slow)
+	opts.ShutdownGrace = 300 * time.Millisecond
+	r := start(t, opts)
+	eventually(t, 5*time.Second, "a store call in flight", func() bool { return slow.calls.Load() >= 1 })
+	began := time.Now()
+	if err := r.stop(t); err != nil {
+		t.Fatalf("Run = %v", err)
+	}
+	if d := time.Since(began); d > 2*time.Second {
+		t.Errorf("Run took %v to return with a 300ms grace", d)
+	}
+
+	start(t, e.options(e.store))
+	eventually(t, 10*time.Second, "everything applied by the next worker", func() bool {
+		info := e.consumerInfo(t, "")
+		return info.AckFloor.Stream == 20 && info.NumAckPending == 0
+	})
 }
 
 func TestRunReturnsWhenIdle(t *testing.T) {
