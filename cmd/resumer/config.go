@@ -43,6 +43,11 @@ type config struct {
 	ExpiryDefault    time.Duration
 	ExpiryByTemplate map[string]time.Duration
 
+	PersonaAPIURL  string
+	PersonaAPIKey  string
+	PersonaVersion string
+	PersonaRate    int
+
 	LogLevel        slog.Level
 	ShutdownTimeout time.Duration
 
@@ -134,6 +139,21 @@ var settings = []setting{
 			c.ExpiryByTemplate = m
 			return err
 		}},
+	{env: "RESUMER_PERSONA_API_URL", def: "https://api.withpersona.com", usage: "Persona API base URL; `dev` runs a simulator unless this is set",
+		set: func(c *config, v string) error {
+			u, err := url.Parse(v)
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				return errors.New("want an http(s) URL")
+			}
+			c.PersonaAPIURL = strings.TrimRight(v, "/")
+			return nil
+		}},
+	{env: "RESUMER_PERSONA_API_KEY", usage: "Persona API key (persona_production_... or persona_sandbox_...)", secret: true,
+		set: func(c *config, v string) error { c.PersonaAPIKey = v; return nil }},
+	{env: "RESUMER_PERSONA_VERSION", def: "2023-01-05", usage: "Persona-Version header pinning the API version",
+		set: func(c *config, v string) error { c.PersonaVersion = v; return nil }},
+	{env: "RESUMER_PERSONA_RATE", def: "240", usage: "Persona API calls per minute, shared by all replicas through Redis (Persona allows 300)",
+		set: setInt(1, 100000, func(c *config) *int { return &c.PersonaRate })},
 	{env: "RESUMER_LOG_LEVEL", def: "info", usage: "debug, info, warn or error",
 		set: func(c *config, v string) error { return c.LogLevel.UnmarshalText([]byte(v)) }},
 	{env: "RESUMER_SHUTDOWN_TIMEOUT", def: "20s", usage: "grace period for draining on SIGTERM", set: setDuration(time.Second, func(c *config) *time.Duration { return &c.ShutdownTimeout })},

@@ -46,6 +46,8 @@ commands:
   dlq list                  list dead-lettered events
   dlq replay [--all | SEQ...]
                             re-publish dead letters to the events stream
+  persona-sim [--addr A] [--webhook-url U --webhook-secret S]
+                            run the Persona simulator (control API under /_sim/)
   config                    print the configuration variables as a Markdown table
   version                   print the version
 
@@ -71,6 +73,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return inquiryCommand(ctx, rest, getenv, stdout, stderr)
 	case "dlq":
 		return dlqCommand(ctx, rest, getenv, stdout, stderr)
+	case "persona-sim":
+		return personaSimCommand(ctx, rest, stdout, stderr)
 	case "config":
 		fmt.Fprint(stdout, settingsMarkdown())
 		return nil

@@ -55,13 +55,17 @@ func startApp(t *testing.T, args []string, environ map[string]string) (map[strin
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	stdout, stderr := &syncBuffer{}, &syncBuffer{}
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, args, env(environ), strings.NewReader(""), stdout, stderr) }()
+	done := make(chan struct{})
+	var runErr error
+	go func() {
+		runErr = run(ctx, args, env(environ), strings.NewReader(""), stdout, stderr)
+		close(done)
+	}()
 	stop := func() error {
 		cancel()
 		select {
-		case err := <-done:
-			return err
+		case <-done:
+			return runErr
 		case <-time.After(30 * time.Second):
 			t.Fatal("run did not return within 30s of cancellation")
 			return nil
@@ -74,8 +78,8 @@ func startApp(t *testing.T, args []string, environ map[string]string) (map[strin
 			urls[m[1]] = m[2]
 		}
 		select {
-		case err := <-done:
-			t.Fatalf("run returned early: %v\nstderr:\n%s", err, stderr.String())
+		case <-done:
+			t.Fatalf("run returned early: %v\nstderr:\n%s", runErr, stderr.String())
 		default:
 		}
 		return urls["admin"] != "" && (urls["http"] != "" || !strings.Contains(strings.Join(args, " "), "webhook"))

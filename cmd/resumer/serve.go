@@ -70,6 +70,9 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, stdout io.Writ
 			nats.RetryOnFailedConnect(true),
 			nats.MaxReconnects(-1),
 			nats.ReconnectWait(time.Second),
+			// No reconnect buffer: a publish while NATS is away fails at once, so the receiver
+			// answers 503 and Persona retries, instead of waiting out the publish timeout.
+			nats.ReconnectBufSize(-1),
 			nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 				if err != nil {
 					logger.Warn("nats disconnected", "err", err)
