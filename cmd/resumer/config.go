@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/url"
 	"os"
 	"slices"
@@ -50,6 +51,10 @@ type config struct {
 
 	LogLevel        slog.Level
 	ShutdownTimeout time.Duration
+
+	// httpListener, when set (by `resumer dev`), is the public listener, bound before the
+	// roles start so the Persona simulator knows where to deliver webhooks.
+	httpListener net.Listener
 
 	// explicit records which variables were given (flag, env or file) rather than defaulted;
 	// `resumer dev` embeds NATS only when RESUMER_NATS_URL is not explicit.

@@ -4,20 +4,26 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/resumer/resumer/persona/personatest"
 )
 
 // devSecret is the webhook secret `resumer dev` uses when none is configured. It is printed at
 // start-up; it is for a laptop, never for a deployment.
 const devSecret = "wbhsec_dev_only_not_secret"
 
-// devCommand is `serve` with embedded defaults for a newcomer: an embedded NATS server with
-// JetStream (data under ./.resumer unless --data-dir) when RESUMER_NATS_URL is not set, Redis
-// from RESUMER_REDIS_URL (default the local one), and a development webhook secret.
+// devCommand is `serve` with embedded defaults for a newcomer: every role; an embedded NATS
+// server with JetStream (data under ./.resumer, or RESUMER_DEV_DATA_DIR) unless
+// RESUMER_NATS_URL is set; Redis from RESUMER_REDIS_URL (default the local one); a
+// development webhook secret; and the Persona simulator, delivering its webhooks to the
+// receiver, unless RESUMER_PERSONA_API_URL is set.
 func devCommand(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	cfg, rest, err := loadConfig("dev", args, getenv, stderr)
 	if err != nil {
@@ -48,10 +54,61 @@ func devCommand(ctx context.Context, args []string, getenv func(string) string, 
 		}()
 		cfg.NATSURL = ns.ClientURL()
 	}
-	fmt.Fprintf(stdout, "resumer dev: NATS %s (stream %s), Redis %s (prefix %s)\n", cfg.NATSURL, cfg.Stream, redactURL(cfg.RedisURL), cfg.RedisPrefix)
-	fmt.Fprintf(stdout, "resumer dev: webhook secret %q; try:\n  go run ./cmd/resumer webhook send --url http://127.0.0.1%s/webhooks/persona --secret %s < testdata/inquiry.started.json\n",
-		string(cfg.WebhookSecrets[0]), portOf(cfg.HTTPAddr), string(cfg.WebhookSecrets[0]))
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen http on %s: %w", cfg.HTTPAddr, err)
+	}
+	cfg.httpListener = ln
+	receiverURL := "http://" + loopback(ln.Addr()) + "/webhooks/persona"
+
+	simURL := "(not started: RESUMER_PERSONA_API_URL is set)"
+	if !cfg.explicit["RESUMER_PERSONA_API_URL"] {
+		sim, url, err := startSimulator(ctx, cfg, receiverURL, logger)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		defer sim.Close()
+		simURL = url + " (control API: " + url + "/_sim/)"
+	}
+
+	fmt.Fprintf(stdout, "resumer dev: NATS %s (stream %s), Redis %s (prefix %s)\n", redactURL(cfg.NATSURL), cfg.Stream, redactURL(cfg.RedisURL), cfg.RedisPrefix)
+	fmt.Fprintf(stdout, "resumer dev: Persona simulator %s\n", simURL)
+	fmt.Fprintf(stdout, "resumer dev: webhook secret %q; try:\n  go run ./cmd/resumer webhook send --url %s --secret %s < testdata/inquiry.started.json\n",
+		string(cfg.WebhookSecrets[0]), receiverURL, string(cfg.WebhookSecrets[0]))
 	return serve(ctx, cfg, logger, stdout)
+}
+
+// startSimulator runs the Persona simulator on a free loopback port, delivering signed
+// webhooks to receiverURL, and points the configuration's Persona client at it.
+func startSimulator(ctx context.Context, cfg *config, receiverURL string, logger *slog.Logger) (*personatest.Server, string, error) {
+	simLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, "", fmt.Errorf("listen persona simulator: %w", err)
+	}
+	sim := personatest.New(personatest.Options{
+		WebhookURLs:   []string{receiverURL},
+		WebhookSecret: string(cfg.WebhookSecrets[0]),
+		Logger:        logger.With("component", "persona-sim"),
+	})
+	go func() {
+		if err := sim.Serve(ctx, simLn); err != nil {
+			logger.Error("persona simulator stopped", "err", err)
+		}
+	}()
+	url := "http://" + simLn.Addr().String()
+	cfg.PersonaAPIURL = url
+	cfg.PersonaAPIKey = sim.APIKey()
+	return sim, url, nil
+}
+
+// loopback returns addr with an unspecified host ("[::]:8080") replaced by 127.0.0.1.
+func loopback(addr net.Addr) string {
+	tcp, ok := addr.(*net.TCPAddr)
+	if !ok || !tcp.IP.IsUnspecified() {
+		return addr.String()
+	}
+	return fmt.Sprintf("127.0.0.1:%d", tcp.Port)
 }
 
 // startEmbeddedNATS runs an in-process NATS server with JetStream on a free loopback port,

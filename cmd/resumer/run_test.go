@@ -50,8 +50,9 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 var listenRE = regexp.MustCompile(`resumer: (\w+) listening on (http://\S+)`)
 
 // startApp runs `resumer <args>` in the background and returns the URLs of its listeners by
-// name ("http", "admin"), a function that stops it and returns run's error, and its stderr.
-func startApp(t *testing.T, args []string, environ map[string]string) (map[string]string, func() error, *syncBuffer) {
+// name ("http", "admin"), a function that stops it and returns run's error, its stderr and its
+// stdout.
+func startApp(t *testing.T, args []string, environ map[string]string) (map[string]string, func() error, *syncBuffer, *syncBuffer) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	stdout, stderr := &syncBuffer{}, &syncBuffer{}
@@ -84,7 +85,7 @@ func startApp(t *testing.T, args []string, environ map[string]string) (map[strin
 		}
 		return urls["admin"] != "" && (urls["http"] != "" || !strings.Contains(strings.Join(args, " "), "webhook"))
 	})
-	return urls, stop, stderr
+	return urls, stop, stderr, stdout
 }
 
 func get(t *testing.T, url string) (int, string) {
@@ -114,7 +115,7 @@ func TestServeEndToEnd(t *testing.T) {
 		"RESUMER_DLQ_STREAM":      strings.ToUpper(strings.ReplaceAll(prefix, "-", "_")) + "_DLQ",
 		"RESUMER_LOG_LEVEL":       "debug",
 	}
-	urls, stop, stderr := startApp(t, []string{"serve", "--roles", "webhook,worker", "--http-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0"}, environ)
+	urls, stop, stderr, _ := startApp(t, []string{"serve", "--roles", "webhook,worker", "--http-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0"}, environ)
 
 	waitFor(t, 20*time.Second, "/readyz", func() bool {
 		code, _ := get(t, urls["admin"]+"/readyz")
@@ -229,5 +230,53 @@ func TestUnknownCommand(t *testing.T) {
 	var out bytes.Buffer
 	if err := run(context.Background(), []string{"version"}, env(nil), nil, &out, io.Discard); err != nil || !strings.HasPrefix(out.String(), "resumer ") {
 		t.Fatalf("version: %q %v", out.String(), err)
+	}
+}
+
+// TestDevAcceptsSimulatorWebhooks runs `resumer dev` as a newcomer would (embedded NATS,
+// local Redis, the Persona simulator): an inquiry created and started at the simulator
+// reaches Redis through signed webhooks.
+func TestDevAcceptsSimulatorWebhooks(t *testing.T) {
+	_, prefix := testenv.Redis(t)
+	environ := map[string]string{
+		"RESUMER_REDIS_URL":    testenv.RedisURL(t),
+		"RESUMER_REDIS_PREFIX": prefix,
+		"RESUMER_DEV_DATA_DIR": t.TempDir(),
+	}
+	urls, stop, stderr, stdout := startApp(t, []string{"dev", "--http-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0"}, environ)
+	waitFor(t, 20*time.Second, "/readyz", func() bool {
+		code, _ := get(t, urls["admin"]+"/readyz")
+		return code == http.StatusOK
+	})
+	simURL := regexp.MustCompile(`Persona simulator (http://\S+)`).FindStringSubmatch(stdout.String())
+	if simURL == nil {
+		t.Fatalf("dev did not print the simulator's URL")
+	}
+	resp, err := http.Post(simURL[1]+"/_sim/inquiries", "application/json", strings.NewReader(`{"reference-id":"user-dev","email-address":"dev@example.com"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var created struct {
+		Data struct {
+			ID string `json:"id"`
+		} `json:"data"`
+	}
+	json.NewDecoder(resp.Body).Decode(&created)
+	resp.Body.Close()
+	if created.Data.ID == "" {
+		t.Fatalf("simulator created no inquiry: %d", resp.StatusCode)
+	}
+	resp, err = http.Post(simURL[1]+"/_sim/inquiries/"+created.Data.ID+"/start", "application/json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	waitFor(t, 20*time.Second, "the started inquiry in redis", func() bool {
+		var out bytes.Buffer
+		err := run(context.Background(), []string{"inquiry", "show", created.Data.ID, "--json"}, env(environ), nil, &out, io.Discard)
+		return err == nil && strings.Contains(out.String(), `"status": "pending"`)
+	})
+	if err := stop(); err != nil {
+		t.Fatalf("dev after cancellation: %v\n%s", err, stderr.String())
 	}
 }

@@ -180,7 +180,7 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, stdout io.Writ
 	}
 
 	if publicMux != nil {
-		if err := startHTTP(roleCtx, &g, "http", cfg.HTTPAddr, publicMux, cfg.ShutdownTimeout, logger, stdout); err != nil {
+		if err := startHTTP(roleCtx, &g, "http", cfg.httpListener, cfg.HTTPAddr, publicMux, cfg.ShutdownTimeout, logger, stdout); err != nil {
 			return err
 		}
 	}
@@ -191,7 +191,7 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, stdout io.Writ
 	var adminGroup errgroup.Group
 	adminCtx, cancelAdmin := context.WithCancel(context.Background())
 	defer cancelAdmin()
-	if err := startHTTP(adminCtx, &adminGroup, "admin", cfg.AdminAddr, admin, time.Second, logger, stdout); err != nil {
+	if err := startHTTP(adminCtx, &adminGroup, "admin", nil, cfg.AdminAddr, admin, time.Second, logger, stdout); err != nil {
 		return err
 	}
 	logger.Info("resumer started", "version", version, "roles", strings.Join(cfg.Roles, ","))
@@ -259,12 +259,15 @@ func ensureStreams(ctx context.Context, js jetstream.JetStream, cfg *config, log
 	return nil
 }
 
-// startHTTP listens on addr and serves h in g until ctx is cancelled, then shuts down within
-// grace. The bound address is printed to stdout so callers of ":0" can find it.
-func startHTTP(ctx context.Context, g *errgroup.Group, name, addr string, h http.Handler, grace time.Duration, logger *slog.Logger, stdout io.Writer) error {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("listen %s on %s: %w", name, addr, err)
+// startHTTP serves h on ln (or, when ln is nil, a new listener on addr) in g until ctx is
+// cancelled, then shuts down within grace. The bound address is printed to stdout so callers
+// of ":0" can find it.
+func startHTTP(ctx context.Context, g *errgroup.Group, name string, ln net.Listener, addr string, h http.Handler, grace time.Duration, logger *slog.Logger, stdout io.Writer) error {
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", addr); err != nil {
+			return fmt.Errorf("listen %s on %s: %w", name, addr, err)
+		}
 	}
 	srv := &http.Server{
 		Handler:           h,

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"net"
 	"net/url"
 )
 
@@ -12,13 +11,4 @@ func redactURL(raw string) string {
 		return "(unparseable URL)"
 	}
 	return u.Redacted()
-}
-
-// portOf returns ":8080" for "0.0.0.0:8080" or ":8080".
-func portOf(addr string) string {
-	_, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return addr
-	}
-	return ":" + port
 }
