@@ -169,6 +169,7 @@ func (s *Store) applyCall(ev *persona.Event, now int64) (scriptCall, error) {
 		s.keys.recordPrefix(shard),
 		purgeBudget,
 		rememberedEvents,
+		s.stageArg,
 	}
 	return scriptCall{keys: keys, args: args}, nil
 }

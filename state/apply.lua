@@ -13,6 +13,7 @@
 --  20 template interval (ms) for deriving expires-at
 --  21 event memory (ms)   22 retention (ms)   23 TTL grace (ms)
 --  24 record key prefix of the shard   25 purge budget   26 event ids remembered at most
+--  27 reminder stages "<name>:<before ms>,..." (see nextDue in lib.lua)
 --
 -- Rules (DESIGN.md decision 2, PERSONA.md §2, §4, §5):
 -- * Dedup: the record field 'e' holds up to ARGV[26] entries of 10 bytes: 6 bytes of the
@@ -30,6 +31,12 @@
 -- * Only created/pending records are in exp (and due) and keep e-mail and name. Others are
 --   listed in ret until now + retention; created/pending ones are purged retention after
 --   expires-at. The TTL is the purge deadline plus the grace.
+-- * Reminder schedule (due): a created/pending record with an expires-at is scheduled at its
+--   next unsent stage (expires-at - stage, stages not in 'rm') when it becomes created/pending
+--   or its expires-at changes; a record the notifier holds a lease on ('ls') is left alone
+--   (the lease holder, or whoever takes the lease over, schedules it from the record). A
+--   record that stops being created/pending leaves due and loses its lease and reminder
+--   bookkeeping ('ls', 'ra', 'rd'); 'rm' stays, so a stage is never sent twice.
 
 local rank = {
   created = 1, pending = 2, expired = 4, completed = 5, failed = 6,
@@ -46,10 +53,6 @@ local function order(t1, s1, t2, s2)
   if r1 ~= r2 then return r1 < r2 and -1 or 1 end
   if s1 ~= s2 then return s1 < s2 and -1 or 1 end
   return 0
-end
-
-local function resumable(s)
-  return s == 'created' or s == 'pending'
 end
 
 local rec, exp, due, ret, counts = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
@@ -192,6 +195,10 @@ if open then
   if nx then
     redis.call('ZADD', exp, nx, id)
     ttl = math.max(tonumber(nx) + retention - now, 0)
+    if (nx ~= x or not resumable(old)) and not cur.ls then
+      schedule(due, id, status, nx, cur.rm, ARGV[27])
+      if cur.rd then redis.call('HDEL', rec, 'rd') end
+    end
   else
     ttl = retention
   end
@@ -202,6 +209,9 @@ else
   if resumable(old) then
     redis.call('ZREM', exp, id)
     redis.call('ZREM', due, id)
+    if cur.ls or cur.ra or cur.rd then
+      redis.call('HDEL', rec, 'ls', 'ra', 'rd')
+    end
   end
   if isNew or status ~= old then
     redis.call('ZADD', ret, int(now + retention), id)

@@ -1,4 +1,5 @@
--- lib.lua is prepended to apply.lua and purge.lua: helpers both scripts share.
+-- lib.lua is prepended to every script of the package (apply.lua, purge.lua and the reminder
+-- schedule scripts): helpers they share.
 --
 -- Record keys of the shard are built here from the record key prefix the caller passes
 -- ("<prefix>:{<shard>}:i:"): they carry the same hash tag as the KEYS, so they are in the
@@ -7,6 +8,46 @@
 -- int formats a number as a decimal integer (no exponent), for values stored as text.
 local function int(x)
   return string.format('%d', x)
+end
+
+-- resumable: only created and pending inquiries can be resumed, so only they are in the
+-- expiry index and the reminder schedule.
+local function resumable(s)
+  return s == 'created' or s == 'pending'
+end
+
+-- nextDue returns when the next reminder of an inquiry expiring at x (unix ms) is due: the
+-- smallest x - before over the stages not listed in rm (the record's comma separated 'rm'
+-- field), or nil when every stage is listed. stages is "<name>:<before ms>,..." (the Go
+-- side's Config.RemindBefore). Entries of rm with an '@' (a channel finished with a stage)
+-- never match a stage name.
+local function nextDue(x, rm, stages)
+  local sent = {}
+  for e in string.gmatch(rm or '', '[^,]+') do
+    sent[e] = true
+  end
+  local best
+  for name, before in string.gmatch(stages, '([^:,]+):(%d+)') do
+    if not sent[name] then
+      local at = x - tonumber(before)
+      if best == nil or at < best then best = at end
+    end
+  end
+  return best
+end
+
+-- schedule puts inquiry id into the reminder schedule due at its next unsent stage, or takes
+-- it out when it is not created/pending, has no expiry or has been sent every stage.
+local function schedule(due, id, status, x, rm, stages)
+  if resumable(status) and x then
+    local at = nextDue(tonumber(x), rm, stages)
+    if at then
+      redis.call('ZADD', due, int(at), id)
+      return at
+    end
+  end
+  redis.call('ZREM', due, id)
+  return nil
 end
 
 -- decr takes one from a status counter, removing the field when it reaches zero.

@@ -30,7 +30,10 @@ const (
 	fieldNameFirst   = "nf" // first name; only while created/pending
 	fieldEvents      = "e"  // remembered event ids: 10-byte entries, see apply.lua
 	fieldUpdatedAt   = "u"  // store clock (unix ms) of the last change to inquiry data
-	fieldReminders   = "rm" // reminder stages sent, comma separated (written by the notifier)
+	fieldReminders   = "rm" // reminder stages done, comma separated, and stage@channel marks
+	fieldLease       = "ls" // token of the notifier's lease on the record, while one is held
+	fieldAttempts    = "ra" // transient failures of the current reminder (Store.ReleaseClaim)
+	fieldDropped     = "rd" // why the notifier dropped the schedule (Store.DropReminders)
 )
 
 // Inquiry is the record the store keeps for one inquiry. Zero times mean unknown. E-mail
@@ -61,8 +64,14 @@ type Inquiry struct {
 	LastEventName string
 	EmailAddress  string
 	NameFirst     string
-	// RemindersSent lists the reminder stages already sent, in the order they were sent.
+	// RemindersSent lists the reminder stages already done (sent, or skipped for good), in
+	// the order they were done; while a stage is being retried it may also list
+	// "<stage>@<channel>" for the channels already done with it.
 	RemindersSent []string
+	// RemindersDropped says why the notifier stopped reminding this inquiry
+	// (Store.DropReminders); empty unless dropped, and cleared when an event schedules the
+	// inquiry again.
+	RemindersDropped string
 }
 
 // decodeInquiry turns a record hash into an Inquiry. A time field that is not an integer is
@@ -79,6 +88,7 @@ func decodeInquiry(id string, h map[string]string) (*Inquiry, error) {
 		LastEventName:    h[fieldLastName],
 		EmailAddress:     h[fieldEmail],
 		NameFirst:        h[fieldNameFirst],
+		RemindersDropped: h[fieldDropped],
 	}
 	if rm := h[fieldReminders]; rm != "" {
 		inq.RemindersSent = strings.Split(rm, ",")

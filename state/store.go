@@ -20,6 +20,10 @@ const (
 	DefaultExpiry      = 24 * time.Hour // PERSONA.md §5: the template default after create
 )
 
+// DefaultRemindBefore are the reminder stages of a zero Config.RemindBefore: 6 hours and
+// 1 hour before an inquiry expires. It returns a new slice on every call.
+func DefaultRemindBefore() []time.Duration { return []time.Duration{6 * time.Hour, time.Hour} }
+
 // TTLGrace is added to every record's TTL beyond its purge deadline. Records are normally
 // deleted by the purge (which keeps the status counters right); the TTL only catches records
 // of shards that see no traffic.
@@ -68,6 +72,12 @@ type Config struct {
 	ExpiryDefault time.Duration
 	// ExpiryByTemplate holds template intervals by inquiry template id.
 	ExpiryByTemplate map[string]time.Duration
+	// RemindBefore are the reminder stages: stage d of a created/pending inquiry is due at
+	// its expires-at minus d. Empty means DefaultRemindBefore. Each must be a positive whole
+	// number of seconds, and their names distinct; a stage is recorded under the name
+	// notify.StageName gives it ("6h", "90m", "45s"). The notifier must be given the same
+	// stages.
+	RemindBefore []time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -80,10 +90,15 @@ type Store struct {
 	keys   keys
 	apply  *redis.Script
 	purge  *redis.Script
+	// stageArg is Config.RemindBefore as the scripts take it: "<name>:<ms>,...".
+	stageArg string
+	claim    *redis.Script
+	settle   *redis.Script
 }
 
 // New returns a Store on client. It does not contact Redis (use Ping for that); it fails only
-// when cfg is invalid: a prefix with '{' or '}', or a negative shard count or duration.
+// when cfg is invalid: a prefix with '{' or '}', a negative shard count or duration, or a
+// reminder stage that is not a positive whole number of seconds or shares its name.
 func New(client redis.UniversalClient, cfg Config) (*Store, error) {
 	if client == nil {
 		return nil, errors.New("new state store: nil redis client")
@@ -124,15 +139,25 @@ func New(client redis.UniversalClient, cfg Config) (*Store, error) {
 		templates[id] = d
 	}
 	cfg.ExpiryByTemplate = templates
+	stageArg, err := stageArgument(cfg.RemindBefore)
+	if err != nil {
+		return nil, fmt.Errorf("new state store: %w", err)
+	}
+	if len(cfg.RemindBefore) == 0 {
+		cfg.RemindBefore = DefaultRemindBefore()
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
 	return &Store{
-		client: client,
-		cfg:    cfg,
-		keys:   keys{prefix: cfg.Prefix, shards: uint32(cfg.Shards)},
-		apply:  redis.NewScript(libLua + applyLua),
-		purge:  redis.NewScript(libLua + purgeLua),
+		client:   client,
+		cfg:      cfg,
+		keys:     keys{prefix: cfg.Prefix, shards: uint32(cfg.Shards)},
+		apply:    redis.NewScript(libLua + applyLua),
+		purge:    redis.NewScript(libLua + purgeLua),
+		stageArg: stageArg,
+		claim:    redis.NewScript(libLua + claimLua),
+		settle:   redis.NewScript(libLua + settleLua),
 	}, nil
 }
 

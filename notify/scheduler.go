@@ -1,0 +1,346 @@
+package notify
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/resumer/resumer/persona"
+	"github.com/resumer/resumer/state"
+)
+
+// Defaults of SchedulerOptions.
+const (
+	DefaultMinRemaining = 15 * time.Minute
+	DefaultInterval     = 15 * time.Second
+	DefaultLease        = 2 * time.Minute
+	DefaultConcurrency  = 8
+	DefaultClaimLimit   = 100
+)
+
+// Retry backoff of a reminder after a transient failure: RetryInitial doubled per attempt up
+// to RetryMax (jittered by ±10%), never later than MinRemaining before the expiry.
+const (
+	RetryInitial = 30 * time.Second
+	RetryMax     = 10 * time.Minute
+)
+
+// ReminderClaimer claims due reminders with a lease and counts the unclaimed backlog; see
+// state.Store.ClaimDue and state.Store.DueBacklog for the contract.
+type ReminderClaimer interface {
+	ClaimDue(ctx context.Context, now time.Time, lease time.Duration, limitPerShard int) ([]state.Claim, error)
+	DueBacklog(ctx context.Context, now time.Time) (int64, error)
+}
+
+// ClaimSettler settles a claim while its lease is held; each method fails with
+// state.ErrLeaseLost once it is not. See state.Store for the contract.
+type ClaimSettler interface {
+	CompleteReminder(ctx context.Context, c state.Claim, stage string, skipped []string) error
+	ReleaseClaim(ctx context.Context, c state.Claim, retryAt time.Time, marks ...string) error
+	DropReminders(ctx context.Context, c state.Claim, reason string) error
+}
+
+// ReminderStore is what the scheduler needs of the state store; *state.Store implements it.
+type ReminderStore interface {
+	ReminderClaimer
+	ClaimSettler
+}
+
+// Persona is the part of the Persona API client (*persona.Client) the scheduler calls to mint
+// links; errors are classified with the persona package's sentinels.
+type Persona interface {
+	Resume(ctx context.Context, inquiryID string) (*persona.Session, error)
+	GenerateOneTimeLink(ctx context.Context, inquiryID string) (string, *persona.Inquiry, error)
+}
+
+// SchedulerOptions configures a Scheduler. Store and Channels are required; Persona too unless
+// LinkMode is LinkRedirect, which needs Redirect instead.
+type SchedulerOptions struct {
+	// Store holds the reminder schedule (a *state.Store).
+	Store ReminderStore
+	// Persona mints session tokens (LinkSessionToken) or one-time links (LinkOneTimeLink).
+	Persona Persona
+	// Channels deliver every reminder, in order; a stage is done when every channel is done
+	// with it. Names must be distinct and free of ',', '@' and ':'. A channel named "email"
+	// (EmailChannel) needs the inquiry's e-mail address: without one it is no_contact at
+	// once, before any link is minted.
+	Channels []Channel
+	// Stages are the reminder stages, due that long before expiry; state.DefaultRemindBefore
+	// when empty. They must equal the store's Config.RemindBefore, which schedules them.
+	Stages []time.Duration
+	// MinRemaining: an inquiry with less time left gets no reminder (skipped_too_late);
+	// DefaultMinRemaining when zero.
+	MinRemaining time.Duration
+	// Interval is the time between sweeps of Run, jittered by ±10%; DefaultInterval when zero.
+	Interval time.Duration
+	// Lease is how long a claim is exclusive; a claim not settled by then is taken over by
+	// the next sweep of any replica. DefaultLease when zero. Work on a claim is cut off at
+	// three quarters of it.
+	Lease time.Duration
+	// Concurrency bounds the claims handled at once per scheduler; DefaultConcurrency when zero.
+	Concurrency int
+	// ClaimLimit is the most claims taken from one shard per sweep; DefaultClaimLimit when zero.
+	ClaimLimit int
+	// LinkMode chooses the link (DESIGN.md decision 7); LinkSessionToken when empty.
+	LinkMode LinkMode
+	// HostedFlowURL is the base of LinkSessionToken links; DefaultHostedFlowURL when empty.
+	HostedFlowURL string
+	// RedirectURI, when set, is passed to the hosted flow as redirect-uri.
+	RedirectURI string
+	// Redirect signs the links of LinkRedirect; required in that mode.
+	Redirect *RedirectSigner
+	// Now is the clock for due times, expiries and leases; time.Now when nil.
+	Now func() time.Time
+	// Logger gets a line per outcome other than sent (debug for sent); nothing secret or
+	// personal is logged. Nothing when nil.
+	Logger *slog.Logger
+	// Registerer registers the scheduler's metrics; nil registers them nowhere.
+	Registerer prometheus.Registerer
+}
+
+// Scheduler sends the reminders of DESIGN.md decisions 4 and 5. Every sweep claims the due
+// reminders of all shards with a lease (state.Store.ClaimDue); the claim is the atomic
+// re-read of the inquiry just before sending. For each claim, on a bounded pool of
+// goroutines, it:
+//
+//   - drops an inquiry that is no longer created/pending (no reminder, no metric);
+//   - finds the due stages (not done, expiry minus stage at or before now); when several are
+//     due (the service was down) only the one closest to expiry goes out and the others are
+//     marked done as skipped_too_late; with less than MinRemaining left none goes out
+//     (skipped_too_late);
+//   - checks contact before minting: the "email" channel without an address is no_contact,
+//     and when no channel can reach the user no token is minted (PERSONA.md §6: sessions are
+//     capped per inquiry);
+//   - mints the link once (a session token through Persona's resume, a one-time link, or a
+//     signed redirect link without any Persona call) and hands the Reminder to every channel
+//     not yet done with the stage.
+//
+// Each failure is classified once (Alertmanager style). Transient (Persona rate limited or
+// unavailable, its API key refused, a channel answering retry=true, the claim's time running
+// out): the claim is released with exponential backoff (RetryInitial doubled per attempt up
+// to RetryMax, at least Persona's Retry-After, never later than MinRemaining before expiry),
+// so a reminder is delayed but not lost. Permanent: Persona's 404/409 (not_resumable) drops
+// the inquiry's reminders; a channel answering retry=false, or Persona rejecting the call
+// (not_resumable aside), ends the stage as failed, with the reason logged.
+//
+// A stage is marked done only when every channel is done with it. When one channel
+// delivered and another failed transiently, the first is recorded as done with the stage
+// (state.ChannelMark) and the retry goes to the other alone, so nobody gets a duplicate.
+//
+// Exactly once: a stage is sent by the holder of the claim's lease and marked done with its
+// token. A replica that dies after claiming leaves the lease to run out; the next sweep of any
+// replica takes it over (resumer_reminder_lease_expiries_total) and sends once. Work on a
+// claim stops at three quarters of the lease, so a slow send does not overlap a takeover; a
+// send cut off mid-delivery may still arrive, and its resend carries the same Message-ID or
+// webhook-id. Session tokens and links are never logged.
+//
+// Metrics (on SchedulerOptions.Registerer): resumer_reminders_total{stage,channel,outcome}
+// (outcomes OutcomeSent ... OutcomeFailed, counted per configured channel; all series exist
+// from the start), resumer_reminder_due_backlog (due and unclaimed after the last sweep),
+// resumer_reminder_delay_seconds (from a stage's due time to its delivery),
+// resumer_reminder_lease_expiries_total and resumer_notify_sweep_duration_seconds.
+type Scheduler struct {
+	store        ReminderStore
+	persona      Persona
+	channels     []Channel
+	stages       []Stage // longest first
+	minRemaining time.Duration
+	interval     time.Duration
+	lease        time.Duration
+	concurrency  int
+	claimLimit   int
+	mode         LinkMode
+	hostedURL    string
+	redirectURI  string
+	redirect     *RedirectSigner
+	now          func() time.Time
+	log          *slog.Logger
+	metrics      schedulerMetrics
+}
+
+// NewScheduler checks opts and returns a Scheduler. It fails on a missing Store, Channels,
+// Persona (session-token and one-time-link modes) or valid Redirect signer (redirect mode),
+// an unknown link mode, duplicate or malformed channel names, stages that are not positive
+// whole seconds or share a name, and negative durations or limits.
+func NewScheduler(opts SchedulerOptions) (*Scheduler, error) {
+	if opts.Store == nil {
+		return nil, errors.New("new reminder scheduler: no store")
+	}
+	if len(opts.Channels) == 0 {
+		return nil, errors.New("new reminder scheduler: no channels")
+	}
+	names := map[string]bool{}
+	for _, ch := range opts.Channels {
+		if ch == nil {
+			return nil, errors.New("new reminder scheduler: nil channel")
+		}
+		n := ch.Name()
+		if n == "" || strings.ContainsAny(n, ",@:") || names[n] {
+			return nil, fmt.Errorf("new reminder scheduler: channel name %q is empty, duplicate or has ',', '@' or ':'", n)
+		}
+		names[n] = true
+	}
+	mode := cmp.Or(opts.LinkMode, LinkSessionToken)
+	switch mode {
+	case LinkSessionToken, LinkOneTimeLink:
+		if opts.Persona == nil {
+			return nil, fmt.Errorf("new reminder scheduler: link mode %s needs a persona client", mode)
+		}
+	case LinkRedirect:
+		if opts.Redirect == nil {
+			return nil, errors.New("new reminder scheduler: link mode redirect needs a redirect signer")
+		}
+		if err := opts.Redirect.Validate(); err != nil {
+			return nil, fmt.Errorf("new reminder scheduler: %w", err)
+		}
+	default:
+		return nil, fmt.Errorf("new reminder scheduler: unknown link mode %q", mode)
+	}
+	stages, err := schedulerStages(opts.Stages)
+	if err != nil {
+		return nil, fmt.Errorf("new reminder scheduler: %w", err)
+	}
+	if opts.MinRemaining < 0 || opts.Interval < 0 || opts.Lease < 0 || opts.Concurrency < 0 || opts.ClaimLimit < 0 {
+		return nil, errors.New("new reminder scheduler: durations and limits must not be negative")
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Scheduler{
+		store:        opts.Store,
+		persona:      opts.Persona,
+		channels:     slices.Clone(opts.Channels),
+		stages:       stages,
+		minRemaining: cmp.Or(opts.MinRemaining, DefaultMinRemaining),
+		interval:     cmp.Or(opts.Interval, DefaultInterval),
+		lease:        cmp.Or(opts.Lease, DefaultLease),
+		concurrency:  cmp.Or(opts.Concurrency, DefaultConcurrency),
+		claimLimit:   cmp.Or(opts.ClaimLimit, DefaultClaimLimit),
+		mode:         mode,
+		hostedURL:    opts.HostedFlowURL,
+		redirectURI:  opts.RedirectURI,
+		redirect:     opts.Redirect,
+		now:          opts.Now,
+		log:          log.With("component", "notify", "role", "scheduler"),
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	s.metrics = newSchedulerMetrics(opts.Registerer, s.stages, s.channels)
+	return s, nil
+}
+
+// schedulerStages returns stages as Stage values, longest first; the state package's
+// defaults when empty.
+func schedulerStages(durations []time.Duration) ([]Stage, error) {
+	if len(durations) == 0 {
+		durations = state.DefaultRemindBefore()
+	}
+	stages := make([]Stage, 0, len(durations))
+	seen := map[string]bool{}
+	for _, d := range durations {
+		if d <= 0 || d%time.Second != 0 {
+			return nil, fmt.Errorf("reminder stage %v: want a positive whole number of seconds", d)
+		}
+		st := NewStage(d)
+		if seen[st.Name] {
+			return nil, fmt.Errorf("reminder stage %v: name %s given twice", d, st.Name)
+		}
+		seen[st.Name] = true
+		stages = append(stages, st)
+	}
+	slices.SortFunc(stages, func(a, b Stage) int { return cmp.Compare(b.Before, a.Before) })
+	return stages, nil
+}
+
+// Run sweeps every Interval (jittered by ±10%) until ctx ends, then returns nil. A sweep that
+// claimed a full batch is followed at once by another. Sweep errors (Redis unreachable, a
+// failed settle) are logged and the next tick tries again; nothing is lost, because an
+// unsettled claim becomes due again when its lease runs out.
+func (s *Scheduler) Run(ctx context.Context) error {
+	s.log.InfoContext(ctx, "reminder scheduler started", "interval", s.interval.String(),
+		"lease", s.lease.String(), "link_mode", string(s.mode))
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-timer.C:
+		}
+		n, err := s.Sweep(ctx)
+		if err != nil && ctx.Err() == nil {
+			s.log.ErrorContext(ctx, "reminder sweep failed", "claims", n, "err", err.Error())
+		}
+		wait := s.interval + time.Duration((rand.Float64()*0.2-0.1)*float64(s.interval))
+		if err == nil && n >= s.claimLimit {
+			wait = 0
+		}
+		timer.Reset(wait)
+	}
+}
+
+// Sweep makes one pass: it claims the due reminders of every shard (up to ClaimLimit each),
+// handles them on at most Concurrency goroutines, and updates the backlog gauge. It returns
+// the number of claims handled. The error joins the claim error (Redis unreachable: nothing
+// claimed; some shards failed: the others' claims are still handled), the errors of claims
+// that could not be settled (the reminder went out or not, but its claim stays leased and is
+// taken over after the lease) and the backlog count's error. A ctx that ends stops handing
+// out claims; those not handled stay leased and are taken over after the lease.
+func (s *Scheduler) Sweep(ctx context.Context) (int, error) {
+	start := time.Now()
+	defer func() { s.metrics.sweepDuration.Observe(time.Since(start).Seconds()) }()
+
+	claims, claimErr := s.store.ClaimDue(ctx, s.now(), s.lease, s.claimLimit)
+	claimedAt := time.Now()
+	var (
+		mu      sync.Mutex
+		errs    []error
+		wg      sync.WaitGroup
+		handled int
+	)
+	errs = append(errs, claimErr)
+	sem := make(chan struct{}, s.concurrency)
+dispatch:
+	for _, c := range claims {
+		if c.TookOver {
+			s.metrics.leaseExpiries.Inc()
+			s.log.WarnContext(ctx, "reminder lease expired unsettled; taken over", "inquiry_id", c.InquiryID)
+		}
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			break dispatch
+		}
+		handled++
+		wg.Go(func() {
+			defer func() { <-sem }()
+			if err := s.handle(ctx, c, claimedAt); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+
+	if backlog, err := s.store.DueBacklog(ctx, s.now()); err != nil {
+		errs = append(errs, err)
+	} else {
+		s.metrics.backlog.Set(float64(backlog))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return handled, fmt.Errorf("sweep reminders: %w", err)
+	}
+	return handled, nil
+}

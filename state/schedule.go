@@ -1,0 +1,225 @@
+package state
+
+import (
+	"cmp"
+	"context"
+	"crypto/rand"
+	_ "embed"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/resumer/resumer/persona"
+)
+
+//go:embed schedule_claim.lua
+var claimLua string
+
+//go:embed schedule_settle.lua
+var settleLua string
+
+// claimFields is the number of reply entries schedule_claim.lua returns per claim.
+const claimFields = 10
+
+// Claim is one inquiry whose next reminder is due, claimed by Store.ClaimDue with a lease:
+// until LeaseUntil no other ClaimDue returns it, and only the holder of LeaseToken can settle
+// it (CompleteReminder, ReleaseClaim, DropReminders). Its fields are the record as it was at
+// the claim, read atomically with it: the notifier's re-read before sending (DESIGN.md
+// decision 5). EmailAddress and NameFirst are personal data: never log them.
+type Claim struct {
+	InquiryID    string
+	Status       persona.Status
+	ExpiresAt    time.Time // zero when unknown (the inquiry is then never scheduled)
+	ReferenceID  string
+	EmailAddress string
+	NameFirst    string
+	// RemindersSent is the record's reminder list (see Inquiry.RemindersSent): the stages
+	// done, and ChannelMark entries of channels done with a stage still being retried.
+	RemindersSent []string
+	// Attempts counts the ReleaseClaim calls since the inquiry's last completed stage: the
+	// transient failures of the reminder now due, for the caller's backoff.
+	Attempts int
+	// LeaseToken identifies this claim; settling with an older token fails.
+	LeaseToken string
+	// LeaseUntil is when the lease runs out and the inquiry becomes due again: the claim's
+	// now plus its lease.
+	LeaseUntil time.Time
+	// TookOver is true when the claim replaced a lease that ran out unsettled (its holder
+	// crashed, hung or lost Redis): a lease expiry.
+	TookOver bool
+}
+
+// StageDone reports whether stage (a stage name like "6h") is done for the inquiry.
+func (c Claim) StageDone(stage string) bool { return slices.Contains(c.RemindersSent, stage) }
+
+// ChannelDone reports whether channel is done with stage, by an earlier ReleaseClaim that
+// carried ChannelMark(stage, channel).
+func (c Claim) ChannelDone(stage, channel string) bool {
+	return slices.Contains(c.RemindersSent, ChannelMark(stage, channel))
+}
+
+// ChannelMark is the entry ReleaseClaim records for a channel that is done with a stage
+// (delivered, or failed for good) while another channel is still retrying it:
+// "<stage>@<channel>". CompleteReminder removes a stage's marks when the stage is done.
+func ChannelMark(stage, channel string) string { return stage + "@" + channel }
+
+// stageName is the canonical name of the stage due d before expiry, the same rule as
+// notify.StageName: whole hours "6h", else whole minutes "90m", else seconds "45s". The
+// notifier records stages under its names, so the two must agree.
+func stageName(d time.Duration) string {
+	switch {
+	case d%time.Hour == 0:
+		return strconv.FormatInt(int64(d/time.Hour), 10) + "h"
+	case d%time.Minute == 0:
+		return strconv.FormatInt(int64(d/time.Minute), 10) + "m"
+	default:
+		return strconv.FormatInt(int64(d/time.Second), 10) + "s"
+	}
+}
+
+// stageArgument returns the stages as the scripts take them, "<name>:<ms>,...", longest
+// first; the defaults when stages is empty. It fails on a stage that is not a positive whole
+// number of seconds and on two stages with one name.
+func stageArgument(stages []time.Duration) (string, error) {
+	if len(stages) == 0 {
+		stages = DefaultRemindBefore()
+	}
+	sorted := slices.Clone(stages)
+	slices.SortFunc(sorted, func(a, b time.Duration) int { return cmp.Compare(b, a) })
+	parts := make([]string, 0, len(sorted))
+	seen := map[string]bool{}
+	for _, d := range sorted {
+		if d <= 0 || d%time.Second != 0 {
+			return "", fmt.Errorf("reminder stage %v: want a positive whole number of seconds", d)
+		}
+		name := stageName(d)
+		if seen[name] {
+			return "", fmt.Errorf("reminder stage %v: name %s given twice", d, name)
+		}
+		seen[name] = true
+		parts = append(parts, name+":"+strconv.FormatInt(d.Milliseconds(), 10))
+	}
+	return strings.Join(parts, ","), nil
+}
+
+// ClaimDue claims, in every shard, up to limitPerShard inquiries whose next reminder is due
+// at or before now, and leases each for lease: its schedule entry is moved to now+lease and a
+// fresh lease token written to its record, atomically per shard (one pipelined EVALSHA per
+// shard). The cost follows the due work: each shard's schedule is read by score with a
+// LIMIT, never scanned. Settle every claim with CompleteReminder, ReleaseClaim or
+// DropReminders before LeaseUntil; a claim left unsettled is due again then and the next
+// ClaimDue takes it over (Claim.TookOver).
+//
+// The error is non-nil when lease or limitPerShard is not positive, when Redis failed as a
+// whole (no claims then), or when some shards' scripts failed: then the claims of the other
+// shards are returned with it, and the failed shards' due inquiries wait for the next call.
+func (s *Store) ClaimDue(ctx context.Context, now time.Time, lease time.Duration, limitPerShard int) ([]Claim, error) {
+	if lease <= 0 || limitPerShard <= 0 {
+		return nil, fmt.Errorf("claim due reminders: lease %v and limit %d must be positive", lease, limitPerShard)
+	}
+	var raw [9]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return nil, fmt.Errorf("claim due reminders: make lease token: %w", err)
+	}
+	token := base64.RawURLEncoding.EncodeToString(raw[:])
+	nowMs := now.UnixMilli()
+	calls := make([]scriptCall, s.cfg.Shards)
+	for shard := range calls {
+		calls[shard] = scriptCall{
+			keys: []string{s.keys.due(shard)},
+			args: []any{s.keys.recordPrefix(shard), nowMs, lease.Milliseconds(), limitPerShard, token},
+		}
+	}
+	cmds, err := s.runScript(ctx, s.claim, calls)
+	if err != nil {
+		return nil, fmt.Errorf("claim due reminders: %w", err)
+	}
+	until := time.UnixMilli(nowMs + lease.Milliseconds()).UTC()
+	var claims []Claim
+	var errs []error
+	for shard, cmd := range cmds {
+		got, err := decodeClaims(cmd, until)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("shard %d: %w", shard, err))
+		}
+		claims = append(claims, got...)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return claims, fmt.Errorf("claim due reminders: %w", err)
+	}
+	return claims, nil
+}
+
+// decodeClaims turns one shard's claim script reply into claims. A claim whose expires-at or
+// attempts do not parse is still returned, with the zero value, so that its lease gets
+// settled; the error reports it.
+func decodeClaims(cmd *redis.Cmd, until time.Time) ([]Claim, error) {
+	reply, err := cmd.StringSlice()
+	if err != nil {
+		return nil, err
+	}
+	if len(reply)%claimFields != 0 {
+		return nil, fmt.Errorf("unexpected claim reply of %d entries", len(reply))
+	}
+	claims := make([]Claim, 0, len(reply)/claimFields)
+	var errs []error
+	for i := 0; i < len(reply); i += claimFields {
+		f := reply[i : i+claimFields]
+		c := Claim{
+			InquiryID:    f[0],
+			Status:       persona.Status(f[1]),
+			ReferenceID:  f[3],
+			EmailAddress: f[4],
+			NameFirst:    f[5],
+			LeaseToken:   f[8],
+			LeaseUntil:   until,
+			TookOver:     f[9] == "1",
+		}
+		if f[2] != "" {
+			ms, err := strconv.ParseInt(f[2], 10, 64)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("inquiry %s: field %s: %w", c.InquiryID, fieldExpiresAt, err))
+			} else {
+				c.ExpiresAt = time.UnixMilli(ms).UTC()
+			}
+		}
+		if f[6] != "" {
+			c.RemindersSent = strings.Split(f[6], ",")
+		}
+		if f[7] != "" {
+			n, err := strconv.Atoi(f[7])
+			if err != nil {
+				errs = append(errs, fmt.Errorf("inquiry %s: field %s: %w", c.InquiryID, fieldAttempts, err))
+			}
+			c.Attempts = n
+		}
+		claims = append(claims, c)
+	}
+	return claims, errors.Join(errs...)
+}
+
+// DueBacklog returns how many inquiries have a reminder due at or before now that nobody has
+// claimed (claimed ones are scored at their lease's end): one ZCOUNT per shard in one
+// pipelined round trip, for a gauge. The error is Redis' error.
+func (s *Store) DueBacklog(ctx context.Context, now time.Time) (int64, error) {
+	pipe := s.client.Pipeline()
+	counts := make([]*redis.IntCmd, s.cfg.Shards)
+	hi := strconv.FormatInt(now.UnixMilli(), 10)
+	for shard := range counts {
+		counts[shard] = pipe.ZCount(ctx, s.keys.due(shard), "-inf", hi)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return 0, fmt.Errorf("count due reminders: %w", err)
+	}
+	var n int64
+	for _, c := range counts {
+		n += c.Val()
+	}
+	return n, nil
+}

@@ -1,0 +1,100 @@
+package state
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// ErrLeaseLost is wrapped by CompleteReminder, ReleaseClaim and DropReminders when the claim's
+// lease is no longer held: it ran out and another claim took the inquiry over, or the
+// inquiry stopped being created/pending (applying that event ends the lease), or its record
+// is gone. Nothing was changed. It is final for that claim: retrying the call cannot help.
+var ErrLeaseLost = errors.New("reminder lease lost")
+
+// Settle operations of schedule_settle.lua.
+const (
+	settleComplete = "complete"
+	settleRelease  = "release"
+	settleDrop     = "drop"
+)
+
+// CompleteReminder settles claim c after its reminder went out: stage (the stage sent, or ""
+// when none was) and the stages in skipped (superseded, too late, no contact ...) are
+// recorded as done, any ChannelMark entries of them are removed, the lease is cleared and the
+// inquiry is scheduled at its next unsent stage, or leaves the schedule when it has none.
+// With stage "" and no skipped stages it only reschedules: for a claim that had nothing due
+// (say, its expires-at moved while it was leased).
+//
+// The error wraps ErrLeaseLost when c's lease is no longer held (nothing changed), says a
+// stage name is invalid (empty, or with ',' or '@'), or is Redis' error; after a Redis error
+// the outcome is unknown and the call may be retried while the lease lasts.
+func (s *Store) CompleteReminder(ctx context.Context, c Claim, stage string, skipped []string) error {
+	done := skipped
+	if stage != "" {
+		done = append(append([]string(nil), skipped...), stage)
+	}
+	for _, name := range done {
+		if name == "" || strings.ContainsAny(name, ",@:") {
+			return fmt.Errorf("complete reminder of inquiry %s: invalid stage name %q", c.InquiryID, name)
+		}
+	}
+	return s.settleClaim(ctx, "complete reminder", c, settleComplete, strings.Join(done, ","))
+}
+
+// ReleaseClaim settles claim c after a transient failure: the lease is cleared, the
+// inquiry's attempts count (Claim.Attempts) goes up by one and it is due again at retryAt,
+// when any ClaimDue may claim it. marks (built with ChannelMark) record the channels already
+// done with the stage, so that the retry skips them; CompleteReminder removes them.
+//
+// The error wraps ErrLeaseLost when c's lease is no longer held (nothing changed), says a
+// mark is malformed, or is Redis' error.
+func (s *Store) ReleaseClaim(ctx context.Context, c Claim, retryAt time.Time, marks ...string) error {
+	for _, m := range marks {
+		if strings.Count(m, "@") != 1 || strings.ContainsAny(m, ",:") || strings.HasPrefix(m, "@") || strings.HasSuffix(m, "@") {
+			return fmt.Errorf("release reminder claim of inquiry %s: malformed channel mark %q", c.InquiryID, m)
+		}
+	}
+	return s.settleClaim(ctx, "release reminder claim", c, settleRelease, retryAt.UnixMilli(), strings.Join(marks, ","))
+}
+
+// DropReminders settles claim c by taking the inquiry out of the reminder schedule for good,
+// for example when Persona says it can no longer be resumed (409) although no event has told
+// us yet. reason (bounded, no personal data) is kept in the record as
+// Inquiry.RemindersDropped. An event that later makes the inquiry created/pending again or
+// changes its expires-at schedules it again.
+//
+// The error wraps ErrLeaseLost when c's lease is no longer held (nothing changed), or is
+// Redis' error.
+func (s *Store) DropReminders(ctx context.Context, c Claim, reason string) error {
+	if reason == "" {
+		reason = "dropped"
+	}
+	return s.settleClaim(ctx, "drop reminders", c, settleDrop, reason)
+}
+
+// settleClaim runs schedule_settle.lua for c with operation op and its extra arguments.
+func (s *Store) settleClaim(ctx context.Context, what string, c Claim, op string, extra ...any) error {
+	if c.InquiryID == "" || c.LeaseToken == "" {
+		return fmt.Errorf("%s: claim without inquiry id or lease token", what)
+	}
+	shard := s.keys.shard(c.InquiryID)
+	call := scriptCall{
+		keys: []string{s.keys.recordPrefix(shard) + c.InquiryID, s.keys.due(shard)},
+		args: append([]any{op, c.InquiryID, c.LeaseToken, s.stageArg}, extra...),
+	}
+	cmds, err := s.runScript(ctx, s.settle, []scriptCall{call})
+	if err != nil {
+		return fmt.Errorf("%s of inquiry %s: %w", what, c.InquiryID, err)
+	}
+	n, err := cmds[0].Int()
+	if err != nil {
+		return fmt.Errorf("%s of inquiry %s: %w", what, c.InquiryID, err)
+	}
+	if n != 1 {
+		return fmt.Errorf("%s of inquiry %s: %w", what, c.InquiryID, ErrLeaseLost)
+	}
+	return nil
+}
