@@ -8,8 +8,9 @@
 // Config.Shards. Beside it, per shard:
 //
 //	<prefix>:{<shard>}:exp  ZSET  created/pending inquiries scored by expires-at (unix ms)
-//	<prefix>:{<shard>}:due  ZSET  reserved for the notifier's reminder schedule; this package
-//	                              only removes members (by the same rules as exp), never adds
+//	<prefix>:{<shard>}:due  ZSET  created/pending inquiries scored by their next unsent reminder
+//	                              stage (expires-at − stage), kept by apply and the schedule
+//	                              scripts; a claimed member is scored at its lease's end
 //	<prefix>:{<shard>}:ret  ZSET  final inquiries scored by the time their retention ends
 //	<prefix>:{<shard>}:n    HASH  status -> number of records in that status (the counters)
 //

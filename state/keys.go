@@ -45,7 +45,7 @@ func (k keys) record(inquiryID string) string {
 // expiry is shard's expiry index: created/pending inquiries scored by expires-at (unix ms).
 func (k keys) expiry(shard int) string { return k.shardPrefix(shard) + kindExpiry }
 
-// due is shard's reminder schedule, owned by the notifier; the scripts here only remove from it.
+// due is shard's reminder schedule: inquiries scored by their next unsent stage's due time.
 func (k keys) due(shard int) string { return k.shardPrefix(shard) + kindDue }
 
 // retained is shard's retention index: final inquiries scored by the end of their retention.

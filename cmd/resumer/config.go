@@ -7,12 +7,15 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/resumer/resumer/notify"
 )
 
 // config is everything the roles need, read from flags, RESUMER_* variables and *_FILE
@@ -49,6 +52,25 @@ type config struct {
 	PersonaVersion string
 	PersonaRate    int
 
+	RemindBefore        []time.Duration
+	MinRemaining        time.Duration
+	NotifyInterval      time.Duration
+	NotifyLease         time.Duration
+	NotifyConcurrency   int
+	LinkMode            notify.LinkMode
+	HostedFlowURL       string
+	RedirectURI         string
+	PublicURL           string
+	LinkSecret          []byte
+	Channels            []string
+	SMTPURL             string
+	SMTPPassword        string
+	SMTPRequireTLS      bool
+	MailFrom            string
+	TemplatesDir        string
+	NotifyWebhookURL    string
+	NotifyWebhookSecret string
+
 	LogLevel        slog.Level
 	ShutdownTimeout time.Duration
 
@@ -56,13 +78,16 @@ type config struct {
 	// roles start so the Persona simulator knows where to deliver webhooks.
 	httpListener net.Listener
 
+	// devHandlers are extra admin routes `resumer dev` adds (the caught-mail page).
+	devHandlers map[string]http.Handler
+
 	// explicit records which variables were given (flag, env or file) rather than defaulted;
 	// `resumer dev` embeds NATS only when RESUMER_NATS_URL is not explicit.
 	explicit map[string]bool
 }
 
 // allRoles are the roles `serve` can run, in start order.
-var allRoles = []string{"webhook", "worker"}
+var allRoles = []string{"webhook", "worker", "notify"}
 
 // setting is one configuration variable: its environment name, default, help text, whether
 // it may come from a *_FILE, and how it is stored into config.
@@ -77,7 +102,7 @@ type setting struct {
 // settings lists every variable resumer reads. The README's configuration table is checked
 // against it by TestREADMEListsEverySetting.
 var settings = []setting{
-	{env: "RESUMER_ROLES", def: "webhook,worker", usage: "roles `serve` runs: comma-separated subset of " + strings.Join(allRoles, ","),
+	{env: "RESUMER_ROLES", def: "webhook,worker,notify", usage: "roles `serve` runs: comma-separated subset of " + strings.Join(allRoles, ","),
 		set: func(c *config, v string) error {
 			roles, err := parseRoles(v)
 			c.Roles = roles
@@ -159,6 +184,82 @@ var settings = []setting{
 		set: func(c *config, v string) error { c.PersonaVersion = v; return nil }},
 	{env: "RESUMER_PERSONA_RATE", def: "240", usage: "Persona API calls per minute, shared by all replicas through Redis (Persona allows 300)",
 		set: setInt(1, 100000, func(c *config) *int { return &c.PersonaRate })},
+	{env: "RESUMER_REMIND_BEFORE", def: "6h,1h", usage: "reminder stages: remind this long before an inquiry expires",
+		set: func(c *config, v string) error {
+			c.RemindBefore = nil
+			for _, part := range strings.Split(v, ",") {
+				d, err := parseDuration(strings.TrimSpace(part))
+				if err != nil || d < time.Minute {
+					return fmt.Errorf("want durations of at least 1m, got %q", part)
+				}
+				if slices.Contains(c.RemindBefore, d) {
+					return fmt.Errorf("stage %s listed twice", d)
+				}
+				c.RemindBefore = append(c.RemindBefore, d)
+			}
+			return nil
+		}},
+	{env: "RESUMER_MIN_REMAINING", def: "15m", usage: "a stage found late is still sent when at least this much time is left", set: setDuration(0, func(c *config) *time.Duration { return &c.MinRemaining })},
+	{env: "RESUMER_NOTIFY_INTERVAL", def: "15s", usage: "time between sweeps of the reminder schedule (jittered)", set: setDuration(100*time.Millisecond, func(c *config) *time.Duration { return &c.NotifyInterval })},
+	{env: "RESUMER_NOTIFY_LEASE", def: "2m", usage: "how long a replica owns a claimed reminder before another may take it over", set: setDuration(5*time.Second, func(c *config) *time.Duration { return &c.NotifyLease })},
+	{env: "RESUMER_NOTIFY_CONCURRENCY", def: "8", usage: "reminders one replica sends at once", set: setInt(1, 1000, func(c *config) *int { return &c.NotifyConcurrency })},
+	{env: "RESUMER_LINK_MODE", def: "session-token", usage: "reminder link: session-token, one-time-link or redirect",
+		set: func(c *config, v string) error {
+			m, err := notify.ParseLinkMode(v)
+			c.LinkMode = m
+			return err
+		}},
+	{env: "RESUMER_HOSTED_FLOW_URL", def: notify.DefaultHostedFlowURL, usage: "Persona hosted flow that session-token links open", set: setHTTPURL(func(c *config) *string { return &c.HostedFlowURL })},
+	{env: "RESUMER_REDIRECT_URI", usage: "where the hosted flow sends the user when done (redirect-uri)", set: setHTTPURL(func(c *config) *string { return &c.RedirectURI })},
+	{env: "RESUMER_PUBLIC_URL", usage: "public base URL of this service, for redirect links (/r/...)", set: setHTTPURL(func(c *config) *string { return &c.PublicURL })},
+	{env: "RESUMER_LINK_SECRET", usage: "key (at least 32 bytes) signing redirect links", secret: true,
+		set: func(c *config, v string) error {
+			if v != "" && len(v) < notify.MinRedirectSecretLen {
+				return fmt.Errorf("want at least %d bytes", notify.MinRedirectSecretLen)
+			}
+			c.LinkSecret = []byte(v)
+			return nil
+		}},
+	{env: "RESUMER_CHANNELS", def: "email", usage: "reminder channels: email, webhook or both, comma-separated",
+		set: func(c *config, v string) error {
+			c.Channels = nil
+			for _, ch := range strings.Split(v, ",") {
+				ch = strings.TrimSpace(ch)
+				if ch != "email" && ch != "webhook" {
+					return fmt.Errorf("unknown channel %q (want email or webhook)", ch)
+				}
+				if !slices.Contains(c.Channels, ch) {
+					c.Channels = append(c.Channels, ch)
+				}
+			}
+			return nil
+		}},
+	{env: "RESUMER_SMTP_URL", usage: "SMTP server: smtp://user:pass@host:587 (STARTTLS) or smtps://host:465; `dev` runs a catcher unless set", secret: true,
+		set: func(c *config, v string) error {
+			if v != "" {
+				u, err := url.Parse(v)
+				if err != nil || (u.Scheme != "smtp" && u.Scheme != "smtps") || u.Host == "" {
+					return errors.New("want an smtp:// or smtps:// URL")
+				}
+			}
+			c.SMTPURL = v
+			return nil
+		}},
+	{env: "RESUMER_SMTP_PASSWORD", usage: "SMTP password, replacing the URL's", secret: true,
+		set: func(c *config, v string) error { c.SMTPPassword = v; return nil }},
+	{env: "RESUMER_SMTP_REQUIRE_TLS", def: "false", usage: "refuse to send over smtp:// without STARTTLS",
+		set: func(c *config, v string) error {
+			b, err := strconv.ParseBool(v)
+			c.SMTPRequireTLS = b
+			return err
+		}},
+	{env: "RESUMER_MAIL_FROM", usage: "sender of reminder e-mails, e.g. `Acme <verify@acme.example>`",
+		set: func(c *config, v string) error { c.MailFrom = v; return nil }},
+	{env: "RESUMER_TEMPLATES_DIR", usage: "directory whose *.tmpl files replace the embedded e-mail templates",
+		set: func(c *config, v string) error { c.TemplatesDir = v; return nil }},
+	{env: "RESUMER_NOTIFY_WEBHOOK_URL", usage: "customer endpoint the webhook channel POSTs reminders to", set: setHTTPURL(func(c *config) *string { return &c.NotifyWebhookURL })},
+	{env: "RESUMER_NOTIFY_WEBHOOK_SECRET", usage: "Standard Webhooks secret (whsec_...) signing reminder webhooks", secret: true,
+		set: func(c *config, v string) error { c.NotifyWebhookSecret = v; return nil }},
 	{env: "RESUMER_LOG_LEVEL", def: "info", usage: "debug, info, warn or error",
 		set: func(c *config, v string) error { return c.LogLevel.UnmarshalText([]byte(v)) }},
 	{env: "RESUMER_SHUTDOWN_TIMEOUT", def: "20s", usage: "grace period for draining on SIGTERM", set: setDuration(time.Second, func(c *config) *time.Duration { return &c.ShutdownTimeout })},
@@ -297,6 +398,20 @@ func setAddr(field func(*config) *string) func(*config, string) error {
 	return func(c *config, v string) error {
 		if !strings.Contains(v, ":") {
 			return fmt.Errorf("want host:port, got %q", v)
+		}
+		*field(c) = v
+		return nil
+	}
+}
+
+// setHTTPURL accepts an empty value or an absolute http(s) URL.
+func setHTTPURL(field func(*config) *string) func(*config, string) error {
+	return func(c *config, v string) error {
+		if v != "" {
+			u, err := url.Parse(v)
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				return errors.New("want an absolute http(s) URL")
+			}
 		}
 		*field(c) = v
 		return nil

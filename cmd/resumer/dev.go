@@ -6,12 +6,14 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 
+	"github.com/resumer/resumer/internal/mailcatch"
 	"github.com/resumer/resumer/persona/personatest"
 )
 
@@ -72,8 +74,25 @@ func devCommand(ctx context.Context, args []string, getenv func(string) string, 
 		simURL = url + " (control API: " + url + "/_sim/)"
 	}
 
+	mailURL := "(not started: RESUMER_SMTP_URL is set)"
+	if cfg.SMTPURL == "" {
+		catcher, err := startMailCatcher(ctx, logger)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		defer catcher.Close()
+		cfg.SMTPURL = catcher.URL()
+		cfg.devHandlers = map[string]http.Handler{"GET /dev/mail": catcher.Handler()}
+		mailURL = catcher.URL() + " (caught mail: http://" + loopbackAddr(cfg.AdminAddr) + "/dev/mail)"
+	}
+	if cfg.MailFrom == "" {
+		cfg.MailFrom = "resumer dev <resumer@localhost>"
+	}
+
 	fmt.Fprintf(stdout, "resumer dev: NATS %s (stream %s), Redis %s (prefix %s)\n", redactURL(cfg.NATSURL), cfg.Stream, redactURL(cfg.RedisURL), cfg.RedisPrefix)
 	fmt.Fprintf(stdout, "resumer dev: Persona simulator %s\n", simURL)
+	fmt.Fprintf(stdout, "resumer dev: mail catcher %s\n", mailURL)
 	fmt.Fprintf(stdout, "resumer dev: webhook secret %q; try:\n  go run ./cmd/resumer webhook send --url %s --secret %s < testdata/inquiry.started.json\n",
 		string(cfg.WebhookSecrets[0]), receiverURL, string(cfg.WebhookSecrets[0]))
 	return serve(ctx, cfg, logger, stdout)
@@ -100,6 +119,40 @@ func startSimulator(ctx context.Context, cfg *config, receiverURL string, logger
 	cfg.PersonaAPIURL = url
 	cfg.PersonaAPIKey = sim.APIKey()
 	return sim, url, nil
+}
+
+// startMailCatcher runs an in-process SMTP server on a free loopback port that keeps every
+// reminder and logs a line for each (subject and Message-ID; the page shows the rest).
+func startMailCatcher(ctx context.Context, logger *slog.Logger) (*mailcatch.Catcher, error) {
+	log := logger.With("component", "mailcatch")
+	catcher, err := mailcatch.New(mailcatch.Options{
+		Logger: logger,
+		OnMessage: func(m mailcatch.Message) {
+			log.Info("caught reminder e-mail", "subject", m.Subject, "message_id", m.MessageID)
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("start mail catcher: %w", err)
+	}
+	l, err := catcher.Listen("127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("start mail catcher: %w", err)
+	}
+	go func() {
+		if err := catcher.Serve(l); err != nil && ctx.Err() == nil {
+			log.Error("mail catcher stopped", "err", err)
+		}
+	}()
+	return catcher, nil
+}
+
+// loopbackAddr turns ":9464" or "0.0.0.0:9464" into "127.0.0.1:9464" for printing.
+func loopbackAddr(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || (host != "" && host != "0.0.0.0" && host != "::") {
+		return addr
+	}
+	return "127.0.0.1:" + port
 }
 
 // loopback returns addr with an unspecified host ("[::]:8080") replaced by 127.0.0.1.

@@ -95,7 +95,7 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, stdout io.Writ
 		})
 	}
 	var rdb *redis.Client
-	if cfg.has("worker") {
+	if cfg.has("worker") || cfg.has("notify") {
 		opts, err := redis.ParseURL(cfg.RedisURL)
 		if err != nil {
 			return fmt.Errorf("RESUMER_REDIS_URL: %w", err)
@@ -179,6 +179,19 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, stdout io.Writ
 		})
 	}
 
+	if cfg.has("notify") {
+		sched, err := newScheduler(cfg, rdb, logger, reg)
+		if err != nil {
+			return fmt.Errorf("notify role: %w", err)
+		}
+		g.Go(func() error {
+			if err := sched.Run(roleCtx); err != nil {
+				return fmt.Errorf("notify: %w", err)
+			}
+			return nil
+		})
+	}
+
 	if publicMux != nil {
 		if err := startHTTP(roleCtx, &g, "http", cfg.httpListener, cfg.HTTPAddr, publicMux, cfg.ShutdownTimeout, logger, stdout); err != nil {
 			return err
@@ -188,6 +201,9 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, stdout io.Writ
 	admin.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	admin.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	admin.Handle("GET /readyz", &checks)
+	for pattern, h := range cfg.devHandlers {
+		admin.Handle(pattern, h)
+	}
 	var adminGroup errgroup.Group
 	adminCtx, cancelAdmin := context.WithCancel(context.Background())
 	defer cancelAdmin()
@@ -217,6 +233,7 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, stdout io.Writ
 
 func stateConfig(cfg *config) state.Config {
 	return state.Config{
+		RemindBefore:     cfg.RemindBefore,
 		Prefix:           cfg.RedisPrefix,
 		Shards:           cfg.RedisShards,
 		EventMemory:      cfg.EventMemory,

@@ -39,6 +39,9 @@ type Options struct {
 	RejectRecipient func(address string) bool
 	// MaxMessages is how many messages are kept; the oldest go first. 1000 when zero.
 	MaxMessages int
+	// OnMessage, when set, is called (in a goroutine of its own) with every caught message;
+	// `resumer dev` logs them with it.
+	OnMessage func(Message)
 	// Logger gets the SMTP server's errors; nothing when nil.
 	Logger *slog.Logger
 }
@@ -271,6 +274,9 @@ func (c *Catcher) store(m Message) {
 	}
 	close(c.changed)
 	c.changed = make(chan struct{})
+	if c.opts.OnMessage != nil {
+		go c.opts.OnMessage(m)
+	}
 }
 
 func logger(l *slog.Logger) *slog.Logger {

@@ -1,0 +1,177 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/resumer/resumer/persona"
+	"github.com/resumer/resumer/state"
+)
+
+// Reason says why an inquiry cannot be resumed; it is the `reason` of GET
+// /v1/inquiries/{inquiry_id}.
+type Reason string
+
+// The reasons an inquiry is not resumable.
+const (
+	// ReasonStatus: the status is final (completed, failed, needs_review, approved, declined,
+	// redacted), unknown to resumer, or not told by any event yet.
+	ReasonStatus Reason = "status"
+	// ReasonExpired: the inquiry expired (or its expires-at passed before Persona said so)
+	// and resuming expired inquiries is off, or it expired longer ago than allowed.
+	ReasonExpired Reason = "expired"
+	// ReasonExpiring: less than the minimum time is left before it expires.
+	ReasonExpiring Reason = "expiring"
+)
+
+// verdict is the outcome of the resume rules for one inquiry at one time.
+type verdict struct {
+	resumable bool
+	reason    Reason
+	detail    string
+}
+
+// check applies the resume rules (PERSONA.md §6, §8) to the tracked state of inq at now:
+// created and pending inquiries with at least minRemaining left are resumable; an expired
+// one (by status, or by an expires-at already past) only when expiredWithin is set and it
+// expired no longer ago than that. An inquiry without a known expires-at is judged by its
+// status alone: Persona has the last word.
+func (s *Server) check(inq *state.Inquiry, now time.Time) verdict {
+	switch {
+	case inq.Status.Resumable() && (inq.ExpiresAt.IsZero() || now.Before(inq.ExpiresAt)):
+		if left := inq.ExpiresAt.Sub(now); !inq.ExpiresAt.IsZero() && left < s.minRemaining {
+			return verdict{reason: ReasonExpiring, detail: fmt.Sprintf(
+				"The inquiry expires in %s, less than the %s a session needs; it cannot be resumed now.",
+				shortDuration(left.Round(time.Second)), shortDuration(s.minRemaining))}
+		}
+		return verdict{resumable: true}
+	case inq.Status.Resumable() || inq.Status == persona.StatusExpired:
+		expiredAt := inq.ExpiredAt
+		if expiredAt.IsZero() || inq.Status.Resumable() {
+			expiredAt = inq.ExpiresAt
+		}
+		if s.expiredWithin > 0 && !expiredAt.IsZero() && now.Sub(expiredAt) <= s.expiredWithin {
+			return verdict{resumable: true}
+		}
+		return verdict{reason: ReasonExpired, detail: "The inquiry has expired and cannot be resumed."}
+	case inq.Status == "":
+		return verdict{reason: ReasonStatus, detail: "The inquiry's status is not known yet."}
+	default:
+		return verdict{reason: ReasonStatus, detail: fmt.Sprintf(
+			"The inquiry's status is %s; only created and pending inquiries can be resumed.", inq.Status)}
+	}
+}
+
+// failure returns the problem of a verdict that is not resumable: 409 with
+// inquiry_expiring or invalid_inquiry_state.
+func (v verdict) failure() *failure {
+	if v.reason == ReasonExpiring {
+		return fail(http.StatusConflict, CodeInquiryExpiring, v.detail)
+	}
+	return fail(http.StatusConflict, CodeInvalidInquiryState, v.detail)
+}
+
+// InquiryView is the body of GET /v1/inquiries/{inquiry_id}: the tracked state, without any
+// personal data.
+type InquiryView struct {
+	InquiryID string         `json:"inquiry_id"`
+	Status    persona.Status `json:"status"`
+	// ExpiresAt is null when not known.
+	ExpiresAt   *time.Time `json:"expires_at"`
+	ReferenceID string     `json:"reference_id"`
+	Resumable   bool       `json:"resumable"`
+	// Reason is set when Resumable is false.
+	Reason Reason `json:"reason,omitempty"`
+}
+
+// serveInquiry serves RouteInquiry.
+func (s *Server) serveInquiry(w http.ResponseWriter, r *http.Request, rq *request) {
+	_, inq, f := s.prepare(w, r, rq, ScopeInquiriesRead)
+	if f != nil {
+		rq.problem(w, f)
+		return
+	}
+	v := s.check(inq, s.now())
+	view := InquiryView{
+		InquiryID:   inq.ID,
+		Status:      inq.Status,
+		ReferenceID: inq.ReferenceID,
+		Resumable:   v.resumable,
+		Reason:      v.reason,
+	}
+	if !inq.ExpiresAt.IsZero() {
+		at := inq.ExpiresAt.UTC()
+		view.ExpiresAt = &at
+	}
+	writeJSON(w, http.StatusOK, view)
+}
+
+// prepare runs the checks every /v1/ route starts with, in this order: the key (401), its
+// scope (403), its rate (429), the inquiry id's form (400, before any lookup), the body
+// (413/400), the tracked inquiry (404, 503) and the key's reference prefix (403).
+func (s *Server) prepare(w http.ResponseWriter, r *http.Request, rq *request, scope Scope) (*APIKey, *state.Inquiry, *failure) {
+	key, f := s.authorize(w, r, rq, scope)
+	if f != nil {
+		return nil, nil, f
+	}
+	a, err := s.store.AllowAPIRequest(r.Context(), key.Name, s.keyRate, keyRateWindow)
+	if err != nil {
+		return nil, nil, &failure{status: http.StatusServiceUnavailable, code: CodeServiceUnavailable,
+			detail: "The service is temporarily unavailable.", retryAfter: storeRetryAfter, err: err}
+	}
+	if !a.Allowed {
+		return nil, nil, &failure{status: http.StatusTooManyRequests, code: CodeRateLimited,
+			detail: fmt.Sprintf("The API key is limited to %d requests per minute.", s.keyRate), retryAfter: a.RetryAfter}
+	}
+	id := r.PathValue("inquiry_id")
+	if !inquiryIDPattern.MatchString(id) {
+		return nil, nil, fail(http.StatusBadRequest, CodeInvalidRequest,
+			"The inquiry id must be inq_ followed by 1 to 64 letters and digits.")
+	}
+	rq.inquiryID = id
+	if f := readBody(w, r); f != nil {
+		return nil, nil, f
+	}
+	inq, f := s.lookup(r, id)
+	if f != nil {
+		return nil, nil, f
+	}
+	if !key.covers(inq.ReferenceID) {
+		return nil, nil, fail(http.StatusForbidden, CodeForbidden, "The API key may not access this inquiry.")
+	}
+	return key, inq, nil
+}
+
+// lookup reads the tracked inquiry: 404 when unknown, 503 when Redis fails.
+func (s *Server) lookup(r *http.Request, id string) (*state.Inquiry, *failure) {
+	inq, err := s.store.Inquiry(r.Context(), id)
+	switch {
+	case errors.Is(err, state.ErrNotFound):
+		return nil, fail(http.StatusNotFound, CodeNotFound, "No inquiry with this id is known.")
+	case err != nil:
+		return nil, &failure{status: http.StatusServiceUnavailable, code: CodeServiceUnavailable,
+			detail: "The service is temporarily unavailable.", retryAfter: storeRetryAfter, err: err}
+	}
+	return inq, nil
+}
+
+// readBody reads and checks an optional request body: empty, or a JSON object (whose members
+// are ignored) of at most maxBodyBytes.
+func readBody(w http.ResponseWriter, r *http.Request) *failure {
+	if r.Body == nil || r.Body == http.NoBody {
+		return nil
+	}
+	body := http.MaxBytesReader(w, r.Body, maxBodyBytes)
+	err := checkOptionalJSON(body)
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
+		return fail(http.StatusRequestEntityTooLarge, CodeRequestTooLarge,
+			fmt.Sprintf("The request body exceeds %d bytes.", maxBodyBytes))
+	case err != nil:
+		return fail(http.StatusBadRequest, CodeInvalidRequest, "The request body must be empty or a JSON object.")
+	}
+	return nil
+}

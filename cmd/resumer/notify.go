@@ -1,0 +1,131 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/resumer/resumer/notify"
+	"github.com/resumer/resumer/persona"
+	"github.com/resumer/resumer/state"
+)
+
+// newPersonaClient builds the Persona API client, paced by the limiter every replica shares
+// through Redis (DESIGN.md decision 6).
+func newPersonaClient(cfg *config, rdb redis.UniversalClient, logger *slog.Logger, reg prometheus.Registerer) (*persona.Client, error) {
+	if cfg.PersonaAPIKey == "" {
+		return nil, errors.New("RESUMER_PERSONA_API_KEY: required (or RESUMER_PERSONA_API_KEY_FILE)")
+	}
+	limiter, err := state.NewRateLimiter(rdb, state.RateLimiterOptions{
+		Prefix: cfg.RedisPrefix,
+		Limit:  cfg.PersonaRate,
+		Window: time.Minute,
+		Logger: logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("persona rate limiter: %w", err)
+	}
+	return persona.NewClient(persona.ClientOptions{
+		BaseURL:    cfg.PersonaAPIURL,
+		APIKey:     cfg.PersonaAPIKey,
+		Version:    cfg.PersonaVersion,
+		Limiter:    limiter,
+		Logger:     logger.With("component", "persona"),
+		Registerer: reg,
+	})
+}
+
+// newScheduler builds the notify role: the reminder channels, the link mode and the scheduler
+// over the state store. Every missing or contradictory setting is an error naming it.
+func newScheduler(cfg *config, rdb redis.UniversalClient, logger *slog.Logger, reg prometheus.Registerer) (*notify.Scheduler, error) {
+	store, err := state.New(rdb, stateConfig(cfg))
+	if err != nil {
+		return nil, err
+	}
+	var channels []notify.Channel
+	for _, name := range cfg.Channels {
+		switch name {
+		case "email":
+			if cfg.SMTPURL == "" {
+				return nil, errors.New("RESUMER_SMTP_URL: required by the email channel")
+			}
+			if cfg.MailFrom == "" {
+				return nil, errors.New("RESUMER_MAIL_FROM: required by the email channel")
+			}
+			ch, err := notify.NewEmailChannel(notify.EmailOptions{
+				URL:          cfg.SMTPURL,
+				Password:     cfg.SMTPPassword,
+				From:         cfg.MailFrom,
+				RequireTLS:   cfg.SMTPRequireTLS,
+				TemplatesDir: cfg.TemplatesDir,
+				Logger:       logger,
+				Registerer:   reg,
+			})
+			if err != nil {
+				return nil, fmt.Errorf("email channel: %w", err)
+			}
+			channels = append(channels, ch)
+		case "webhook":
+			if cfg.NotifyWebhookURL == "" || cfg.NotifyWebhookSecret == "" {
+				return nil, errors.New("RESUMER_NOTIFY_WEBHOOK_URL and RESUMER_NOTIFY_WEBHOOK_SECRET: required by the webhook channel")
+			}
+			ch, err := notify.NewWebhookChannel(notify.WebhookOptions{
+				URL:        cfg.NotifyWebhookURL,
+				Secret:     cfg.NotifyWebhookSecret,
+				Logger:     logger,
+				Registerer: reg,
+			})
+			if err != nil {
+				return nil, fmt.Errorf("webhook channel: %w", err)
+			}
+			channels = append(channels, ch)
+		}
+	}
+	opts := notify.SchedulerOptions{
+		Store:         store,
+		Channels:      channels,
+		Stages:        cfg.RemindBefore,
+		MinRemaining:  cfg.MinRemaining,
+		Interval:      cfg.NotifyInterval,
+		Lease:         cfg.NotifyLease,
+		Concurrency:   cfg.NotifyConcurrency,
+		LinkMode:      cfg.LinkMode,
+		HostedFlowURL: cfg.HostedFlowURL,
+		RedirectURI:   cfg.RedirectURI,
+		Logger:        logger,
+		Registerer:    reg,
+	}
+	if cfg.LinkMode == notify.LinkRedirect {
+		signer, err := redirectSigner(cfg)
+		if err != nil {
+			return nil, err
+		}
+		opts.Redirect = signer
+	} else {
+		client, err := newPersonaClient(cfg, rdb, logger, reg)
+		if err != nil {
+			return nil, err
+		}
+		opts.Persona = client
+	}
+	return notify.NewScheduler(opts)
+}
+
+// redirectSigner builds the signer of /r/ links from RESUMER_PUBLIC_URL and RESUMER_LINK_SECRET.
+func redirectSigner(cfg *config) (*notify.RedirectSigner, error) {
+	if cfg.PublicURL == "" {
+		return nil, errors.New("RESUMER_PUBLIC_URL: required for redirect links")
+	}
+	if len(cfg.LinkSecret) == 0 {
+		return nil, errors.New("RESUMER_LINK_SECRET: required for redirect links")
+	}
+	s := &notify.RedirectSigner{Secret: cfg.LinkSecret, PublicURL: cfg.PublicURL}
+	if err := s.Validate(); err != nil {
+		return nil, fmt.Errorf("RESUMER_LINK_SECRET: %w", err)
+	}
+	return s, nil
+}
