@@ -242,6 +242,10 @@ func TestDevAcceptsSimulatorWebhooks(t *testing.T) {
 		"RESUMER_REDIS_URL":    testenv.RedisURL(t),
 		"RESUMER_REDIS_PREFIX": prefix,
 		"RESUMER_DEV_DATA_DIR": t.TempDir(),
+		// A stage as long as the simulator's 24 h expiry is due the moment the inquiry
+		// starts, so the whole pipeline, reminder included, runs in about a second.
+		"RESUMER_REMIND_BEFORE":   "24h",
+		"RESUMER_NOTIFY_INTERVAL": "200ms",
 	}
 	urls, stop, stderr, stdout := startApp(t, []string{"dev", "--http-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0"}, environ)
 	waitFor(t, 20*time.Second, "/readyz", func() bool {
@@ -276,6 +280,17 @@ func TestDevAcceptsSimulatorWebhooks(t *testing.T) {
 		err := run(context.Background(), []string{"inquiry", "show", created.Data.ID, "--json"}, env(environ), nil, &out, io.Discard)
 		return err == nil && strings.Contains(out.String(), `"status": "pending"`)
 	})
+	// The notifier resumes the inquiry at the simulator and e-mails the link to the catcher.
+	waitFor(t, 20*time.Second, "the reminder at /dev/mail", func() bool {
+		code, page := get(t, urls["admin"]+"/dev/mail")
+		return code == http.StatusOK && strings.Contains(page, "session-token")
+	})
+	if !strings.Contains(stderr.String(), "caught reminder e-mail") {
+		t.Error("dev did not log the caught reminder")
+	}
+	if strings.Contains(stderr.String(), "dev@example.com") {
+		t.Error("the e-mail address reached the log")
+	}
 	if err := stop(); err != nil {
 		t.Fatalf("dev after cancellation: %v\n%s", err, stderr.String())
 	}
