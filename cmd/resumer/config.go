@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/resumer/resumer/api"
 	"github.com/resumer/resumer/notify"
 )
 
@@ -71,6 +72,14 @@ type config struct {
 	NotifyWebhookURL    string
 	NotifyWebhookSecret string
 
+	APIKeys             []api.APIKey
+	ResumeMinRemaining  time.Duration
+	ResumeExpiredWithin time.Duration
+	ResumeMintLimit     int
+	ResumeMintWindow    time.Duration
+	APIKeyRate          int
+	ResumeTimeout       time.Duration
+
 	LogLevel        slog.Level
 	ShutdownTimeout time.Duration
 
@@ -87,7 +96,7 @@ type config struct {
 }
 
 // allRoles are the roles `serve` can run, in start order.
-var allRoles = []string{"webhook", "worker", "notify"}
+var allRoles = []string{"webhook", "worker", "notify", "api"}
 
 // setting is one configuration variable: its environment name, default, help text, whether
 // it may come from a *_FILE, and how it is stored into config.
@@ -102,13 +111,13 @@ type setting struct {
 // settings lists every variable resumer reads. The README's configuration table is checked
 // against it by TestREADMEListsEverySetting.
 var settings = []setting{
-	{env: "RESUMER_ROLES", def: "webhook,worker,notify", usage: "roles `serve` runs: comma-separated subset of " + strings.Join(allRoles, ","),
+	{env: "RESUMER_ROLES", def: "webhook,worker,notify,api", usage: "roles `serve` runs: comma-separated subset of " + strings.Join(allRoles, ","),
 		set: func(c *config, v string) error {
 			roles, err := parseRoles(v)
 			c.Roles = roles
 			return err
 		}},
-	{env: "RESUMER_HTTP_ADDR", def: ":8080", usage: "public listener (Persona webhooks)", set: setAddr(func(c *config) *string { return &c.HTTPAddr })},
+	{env: "RESUMER_HTTP_ADDR", def: ":8080", usage: "public listener (Persona webhooks, resume API, /r/ links)", set: setAddr(func(c *config) *string { return &c.HTTPAddr })},
 	{env: "RESUMER_ADMIN_ADDR", def: ":9464", usage: "admin listener: /metrics, /healthz, /readyz", set: setAddr(func(c *config) *string { return &c.AdminAddr })},
 	{env: "RESUMER_NATS_URL", def: "nats://127.0.0.1:4222", usage: "NATS server URL(s), comma-separated; `dev` embeds a server unless this is set", secret: true,
 		set: func(c *config, v string) error {
@@ -260,6 +269,18 @@ var settings = []setting{
 	{env: "RESUMER_NOTIFY_WEBHOOK_URL", usage: "customer endpoint the webhook channel POSTs reminders to", set: setHTTPURL(func(c *config) *string { return &c.NotifyWebhookURL })},
 	{env: "RESUMER_NOTIFY_WEBHOOK_SECRET", usage: "Standard Webhooks secret (whsec_...) signing reminder webhooks", secret: true,
 		set: func(c *config, v string) error { c.NotifyWebhookSecret = v; return nil }},
+	{env: "RESUMER_API_KEYS", usage: "resume API keys, `;`-separated: name=acme sha256=<hex> scopes=inquiries:read,sessions:create reference_prefix=acme-", secret: true,
+		set: func(c *config, v string) error {
+			keys, err := api.ParseAPIKeys(v)
+			c.APIKeys = keys
+			return err
+		}},
+	{env: "RESUMER_RESUME_MIN_REMAINING", def: "1m", usage: "the resume API refuses inquiries with less time left (inquiry_expiring)", set: setDuration(0, func(c *config) *time.Duration { return &c.ResumeMinRemaining })},
+	{env: "RESUMER_RESUME_EXPIRED_WITHIN", def: "0s", usage: "resume expired inquiries that expired at most this long ago (0: never)", set: setDuration(0, func(c *config) *time.Duration { return &c.ResumeExpiredWithin })},
+	{env: "RESUMER_RESUME_MINT_LIMIT", def: "5", usage: "session tokens minted per inquiry per mint window (API and /r/ links together)", set: setInt(1, 25, func(c *config) *int { return &c.ResumeMintLimit })},
+	{env: "RESUMER_RESUME_MINT_WINDOW", def: "1h", usage: "window of the per-inquiry mint limit", set: setDuration(time.Minute, func(c *config) *time.Duration { return &c.ResumeMintWindow })},
+	{env: "RESUMER_API_KEY_RATE", def: "60", usage: "requests per minute each API key may make", set: setInt(1, 1000000, func(c *config) *int { return &c.APIKeyRate })},
+	{env: "RESUMER_RESUME_TIMEOUT", def: "10s", usage: "bound on one Persona resume call made by the API, retries included", set: setDuration(100*time.Millisecond, func(c *config) *time.Duration { return &c.ResumeTimeout })},
 	{env: "RESUMER_LOG_LEVEL", def: "info", usage: "debug, info, warn or error",
 		set: func(c *config, v string) error { return c.LogLevel.UnmarshalText([]byte(v)) }},
 	{env: "RESUMER_SHUTDOWN_TIMEOUT", def: "20s", usage: "grace period for draining on SIGTERM", set: setDuration(time.Second, func(c *config) *time.Duration { return &c.ShutdownTimeout })},

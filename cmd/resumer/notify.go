@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/resumer/resumer/api"
 	"github.com/resumer/resumer/notify"
 	"github.com/resumer/resumer/persona"
 	"github.com/resumer/resumer/state"
@@ -128,4 +129,39 @@ func redirectSigner(cfg *config) (*notify.RedirectSigner, error) {
 		return nil, fmt.Errorf("RESUMER_LINK_SECRET: %w", err)
 	}
 	return s, nil
+}
+
+// newAPIServer builds the api role: the resume API and, when redirect links are configured,
+// the /r/ endpoint. The Persona client is shared with nothing else in the role, but its
+// limiter is shared with every replica through Redis.
+func newAPIServer(cfg *config, rdb redis.UniversalClient, logger *slog.Logger, reg prometheus.Registerer) (*api.Server, error) {
+	store, err := state.New(rdb, stateConfig(cfg))
+	if err != nil {
+		return nil, err
+	}
+	client, err := newPersonaClient(cfg, rdb, logger, reg)
+	if err != nil {
+		return nil, err
+	}
+	opts := api.Options{
+		Store:         store,
+		Persona:       client,
+		Keys:          cfg.APIKeys,
+		MinRemaining:  cfg.ResumeMinRemaining,
+		ExpiredWithin: cfg.ResumeExpiredWithin,
+		MintLimit:     cfg.ResumeMintLimit,
+		MintWindow:    cfg.ResumeMintWindow,
+		KeyRate:       cfg.APIKeyRate,
+		ResumeTimeout: cfg.ResumeTimeout,
+		HostedFlowURL: cfg.HostedFlowURL,
+		RedirectURI:   cfg.RedirectURI,
+		Logger:        logger,
+		Registerer:    reg,
+	}
+	if cfg.PublicURL != "" || len(cfg.LinkSecret) > 0 || cfg.LinkMode == notify.LinkRedirect {
+		if opts.Redirect, err = redirectSigner(cfg); err != nil {
+			return nil, err
+		}
+	}
+	return api.New(opts)
 }

@@ -95,7 +95,7 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, stdout io.Writ
 		})
 	}
 	var rdb *redis.Client
-	if cfg.has("worker") || cfg.has("notify") {
+	if cfg.has("worker") || cfg.has("notify") || cfg.has("api") {
 		opts, err := redis.ParseURL(cfg.RedisURL)
 		if err != nil {
 			return fmt.Errorf("RESUMER_REDIS_URL: %w", err)
@@ -119,8 +119,10 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, stdout io.Writ
 	roleCtx, cancelRoles := context.WithCancel(ctx)
 	defer cancelRoles()
 	var publicMux *http.ServeMux
-	if cfg.has("webhook") {
+	if cfg.has("webhook") || cfg.has("api") {
 		publicMux = http.NewServeMux()
+	}
+	if cfg.has("webhook") {
 		rcv, err := webhook.New(webhook.Options{
 			Secrets:        cfg.WebhookSecrets,
 			Tolerance:      cfg.WebhookTolerance,
@@ -179,6 +181,13 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, stdout io.Writ
 		})
 	}
 
+	if cfg.has("api") {
+		srv, err := newAPIServer(cfg, rdb, logger, reg)
+		if err != nil {
+			return fmt.Errorf("api role: %w", err)
+		}
+		srv.Register(publicMux)
+	}
 	if cfg.has("notify") {
 		sched, err := newScheduler(cfg, rdb, logger, reg)
 		if err != nil {
