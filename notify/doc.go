@@ -2,10 +2,12 @@
 // inquiry expires, the user gets a link that resumes it, by e-mail (EmailChannel) or through
 // the customer's backend (WebhookChannel). DESIGN.md decisions 5, 7, 8 and 9 apply.
 //
-// This file set is the delivery half. A Channel makes one attempt to deliver one Reminder and
-// says, Alertmanager style, whether a retry may succeed: Send(ctx, r) (retry bool, err error).
-// The scheduler (which claims due reminders from the state package with a lease, re-reads the
-// inquiry, mints the link and owns retries, backoff and the outcome metrics) calls it.
+// The Scheduler (scheduler.go) wakes every interval, claims the reminders that are due from
+// the state package's sharded schedule with a lease (so any number of replicas send each
+// stage once, and a crashed replica's claims are taken over when the lease ends), re-reads
+// the inquiry through the claim, mints the link and owns retries, backoff and the outcome
+// metrics. A Channel makes one attempt to deliver one Reminder and says, Alertmanager style,
+// whether a retry may succeed: Send(ctx, r) (retry bool, err error).
 //
 // Links (link.go) come in three modes (LinkMode): Persona's hosted flow with a session token
 // (HostedFlowURL), Persona's one-time link, or a signed, expiring link to resumer's own /r/
