@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -27,9 +28,26 @@ const devSecret = "wbhsec_dev_only_not_secret"
 // development webhook secret; and the Persona simulator, delivering its webhooks to the
 // receiver, unless RESUMER_PERSONA_API_URL is set.
 func devCommand(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	cfg, rest, err := loadConfig("dev", args, getenv, stderr)
+	var demo bool
+	cfg, rest, err := loadConfig("dev", args, getenv, stderr, func(fs *flag.FlagSet) {
+		fs.BoolVar(&demo, "demo", false, "play a short scripted scenario against the Persona simulator")
+	})
 	if err != nil {
 		return err
+	}
+	if demo {
+		if cfg.explicit["RESUMER_PERSONA_API_URL"] {
+			return fmt.Errorf("dev --demo: needs the simulator; unset RESUMER_PERSONA_API_URL")
+		}
+		// With the simulator's 24 h expiry, a stage 30 s shorter falls due 30 s after an
+		// inquiry is created: the stalled users are reminded within a minute, while those
+		// who finish at once get nothing.
+		if !cfg.explicit["RESUMER_REMIND_BEFORE"] {
+			cfg.RemindBefore = []time.Duration{24*time.Hour - 30*time.Second}
+		}
+		if !cfg.explicit["RESUMER_NOTIFY_INTERVAL"] {
+			cfg.NotifyInterval = 2 * time.Second
+		}
 	}
 	if len(rest) > 0 {
 		return fmt.Errorf("dev: unexpected arguments %q", rest)
@@ -64,8 +82,10 @@ func devCommand(ctx context.Context, args []string, getenv func(string) string, 
 	receiverURL := "http://" + loopback(ln.Addr()) + "/webhooks/persona"
 
 	simURL := "(not started: RESUMER_PERSONA_API_URL is set)"
+	var sim *personatest.Server
 	if !cfg.explicit["RESUMER_PERSONA_API_URL"] {
-		sim, url, err := startSimulator(ctx, cfg, receiverURL, logger)
+		var url string
+		sim, url, err = startSimulator(ctx, cfg, receiverURL, logger)
 		if err != nil {
 			ln.Close()
 			return err
@@ -95,6 +115,9 @@ func devCommand(ctx context.Context, args []string, getenv func(string) string, 
 	fmt.Fprintf(stdout, "resumer dev: mail catcher %s\n", mailURL)
 	fmt.Fprintf(stdout, "resumer dev: webhook secret %q; try:\n  go run ./cmd/resumer webhook send --url %s --secret %s < testdata/inquiry.started.json\n",
 		string(cfg.WebhookSecrets[0]), receiverURL, string(cfg.WebhookSecrets[0]))
+	if demo {
+		go runDemo(ctx, sim, "http://"+loopbackAddr(cfg.AdminAddr)+"/dev/mail", stdout)
+	}
 	return serve(ctx, cfg, logger, stdout)
 }
 

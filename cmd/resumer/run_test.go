@@ -295,3 +295,44 @@ func TestDevAcceptsSimulatorWebhooks(t *testing.T) {
 		t.Fatalf("dev after cancellation: %v\n%s", err, stderr.String())
 	}
 }
+
+// TestDevDemo plays `resumer dev --demo`: the stalled users with an e-mail address get a
+// reminder; those who finished and the one without an address get none.
+func TestDevDemo(t *testing.T) {
+	_, prefix := testenv.Redis(t)
+	environ := map[string]string{
+		"RESUMER_REDIS_URL":    testenv.RedisURL(t),
+		"RESUMER_REDIS_PREFIX": prefix,
+		"RESUMER_DEV_DATA_DIR": t.TempDir(),
+		// The demo's own stage falls due after 30 s; 2 s keeps the test short.
+		"RESUMER_REMIND_BEFORE":   "23h59m58s",
+		"RESUMER_NOTIFY_INTERVAL": "200ms",
+	}
+	urls, stop, stderr, stdout := startApp(t, []string{"dev", "--demo", "--http-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0"}, environ)
+	var page string
+	waitFor(t, 30*time.Second, "two reminders at /dev/mail", func() bool {
+		_, page = get(t, urls["admin"]+"/dev/mail")
+		return strings.Contains(page, "Caught mail (2)")
+	})
+	for _, want := range []string{"omar@example.com", "mei@example.com"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("no reminder to %s", want)
+		}
+	}
+	time.Sleep(time.Second) // a late, wrong reminder would show up by now
+	_, page = get(t, urls["admin"]+"/dev/mail")
+	for _, unwanted := range []string{"jane@example.com", "lars@example.com"} {
+		if strings.Contains(page, unwanted) {
+			t.Errorf("%s finished but got a reminder", unwanted)
+		}
+	}
+	if !strings.Contains(page, "Caught mail (2)") {
+		t.Errorf("want exactly two reminders")
+	}
+	if !strings.Contains(stdout.String(), "demo: demo-omar") {
+		t.Errorf("the demo did not narrate its steps:\n%s", stdout.String())
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("dev after cancellation: %v\n%s", err, stderr.String())
+	}
+}
