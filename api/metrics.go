@@ -1,9 +1,9 @@
 package api
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/resumer/resumer/internal/promreg"
 )
 
 // metrics are the API's series. Labels are bounded: route is one of the three route
@@ -35,24 +35,9 @@ func newMetrics(reg prometheus.Registerer) metrics {
 		}),
 	}
 	if reg != nil {
-		m.requests = register(reg, m.requests)
-		m.duration = register(reg, m.duration)
-		m.minted = register(reg, m.minted)
+		m.requests = promreg.Register(reg, m.requests)
+		m.duration = promreg.Register(reg, m.duration)
+		m.minted = promreg.Register(reg, m.minted)
 	}
 	return m
-}
-
-// register registers c on reg and returns it, or the identical collector registered before.
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	err := reg.Register(c)
-	if err == nil {
-		return c
-	}
-	var are prometheus.AlreadyRegisteredError
-	if errors.As(err, &are) {
-		if existing, ok := are.ExistingCollector.(C); ok {
-			return existing
-		}
-	}
-	panic(err)
 }

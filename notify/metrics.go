@@ -1,11 +1,12 @@
 package notify
 
 import (
-	"errors"
 	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/resumer/resumer/internal/promreg"
 )
 
 // channelMetrics are one channel's series. The scheduler owns the reminder outcome metrics;
@@ -33,8 +34,8 @@ func newChannelMetrics(reg prometheus.Registerer, channel string) channelMetrics
 		Help: "Failed reminder delivery attempts by channel and whether a retry may succeed (no_contact excluded).",
 	}, []string{"channel", "retry"})
 	if reg != nil {
-		duration = register(reg, duration)
-		errs = register(reg, errs)
+		duration = promreg.Register(reg, duration)
+		errs = promreg.Register(reg, errs)
 	}
 	// Expose both retry series from the start so rate() works before the first failure.
 	errs.WithLabelValues(channel, "true")
@@ -48,19 +49,4 @@ func (m channelMetrics) observe(start time.Time, retry bool, err error) {
 	if err != nil {
 		m.errors.WithLabelValues(m.channel, strconv.FormatBool(retry)).Inc()
 	}
-}
-
-// register registers c on reg and returns it, or the identical collector registered before.
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	err := reg.Register(c)
-	if err == nil {
-		return c
-	}
-	var are prometheus.AlreadyRegisteredError
-	if errors.As(err, &are) {
-		if existing, ok := are.ExistingCollector.(C); ok {
-			return existing
-		}
-	}
-	panic(err)
 }

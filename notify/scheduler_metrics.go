@@ -2,6 +2,8 @@ package notify
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/resumer/resumer/internal/promreg"
 )
 
 // Outcomes of a reminder stage per channel: the outcome label of resumer_reminders_total.
@@ -63,11 +65,11 @@ func newSchedulerMetrics(reg prometheus.Registerer, stages []Stage, channels []C
 		Buckets: prometheus.ExponentialBuckets(0.001, 2, 17),
 	})
 	if reg != nil {
-		reminders = register(reg, reminders)
-		backlog = register(reg, backlog)
-		delay = register(reg, delay)
-		leaseExpiries = register(reg, leaseExpiries)
-		sweepDuration = register(reg, sweepDuration)
+		reminders = promreg.Register(reg, reminders)
+		backlog = promreg.Register(reg, backlog)
+		delay = promreg.Register(reg, delay)
+		leaseExpiries = promreg.Register(reg, leaseExpiries)
+		sweepDuration = promreg.Register(reg, sweepDuration)
 	}
 	for _, st := range stages {
 		for _, ch := range channels {

@@ -1,9 +1,9 @@
 package persona
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/resumer/resumer/internal/promreg"
 )
 
 // clientMetrics are the client's Prometheus series. Labels are bounded: op is one of the four
@@ -47,26 +47,10 @@ func newClientMetrics(reg prometheus.Registerer) clientMetrics {
 	if reg == nil {
 		return m
 	}
-	m.requests = register(reg, m.requests)
-	m.duration = register(reg, m.duration)
-	m.retries = register(reg, m.retries)
-	m.remaining = register(reg, m.remaining)
-	m.limiterWaited = register(reg, m.limiterWaited)
+	m.requests = promreg.Register(reg, m.requests)
+	m.duration = promreg.Register(reg, m.duration)
+	m.retries = promreg.Register(reg, m.retries)
+	m.remaining = promreg.Register(reg, m.remaining)
+	m.limiterWaited = promreg.Register(reg, m.limiterWaited)
 	return m
-}
-
-// register registers c on reg and returns it, or the identical collector registered before.
-// Any other registration error is a programming error and panics, as promauto does.
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	err := reg.Register(c)
-	if err == nil {
-		return c
-	}
-	var are prometheus.AlreadyRegisteredError
-	if errors.As(err, &are) {
-		if existing, ok := are.ExistingCollector.(C); ok {
-			return existing
-		}
-	}
-	panic(err)
 }
