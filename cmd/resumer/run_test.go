@@ -156,6 +156,9 @@ func TestServeEndToEnd(t *testing.T) {
 		`resumer_webhook_requests_total{outcome="accepted"} 1`,
 		`resumer_webhook_requests_total{outcome="unauthorized"} 2`,
 		`resumer_build_info{version="dev"} 1`,
+		`resumer_inquiries{status="pending"}`,
+		`resumer_inquiries_expiring{within="1h"}`,
+		`resumer_worker_consumer_pending`,
 	} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %s", want)
