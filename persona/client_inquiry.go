@@ -2,7 +2,6 @@ package persona
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"iter"
 	"log/slog"
@@ -282,8 +281,8 @@ func decodeInquiryPage(body []byte) ([]*Inquiry, string, error) {
 
 // parseObject decodes a JSON object body.
 func parseObject(body []byte) (object, error) {
-	var root object
-	if err := json.Unmarshal(body, &root); err != nil {
+	root, err := decodeObject(body)
+	if err != nil {
 		return nil, fmt.Errorf("body is not a JSON object")
 	}
 	if root == nil {

@@ -1,11 +1,9 @@
 package persona
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"time"
 )
 
@@ -57,8 +55,8 @@ type Inquiry struct {
 // id are required; without them, or when body is not a JSON object, the error wraps
 // ErrMalformedEvent.
 func ParseEvent(body []byte) (*Event, error) {
-	var root object
-	if err := json.Unmarshal(body, &root); err != nil {
+	root, err := decodeObject(body)
+	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrMalformedEvent, err)
 	}
 	data, err := root.object("data")
@@ -157,112 +155,6 @@ func relationshipID(res object, name string) string {
 		return ""
 	}
 	return data.str("id")
-}
-
-// object is a decoded JSON object whose keys may be in any of Persona's three inflections.
-// Lookups take the kebab-case name and try the other two spellings. A body is decoded once
-// into nested objects; lookups never re-parse.
-type object map[string]any
-
-func (o object) get(kebab string) any {
-	if v, ok := o[kebab]; ok {
-		return v
-	}
-	if !strings.Contains(kebab, "-") {
-		return nil
-	}
-	if v, ok := o[strings.ReplaceAll(kebab, "-", "_")]; ok {
-		return v
-	}
-	return o[camel(kebab)]
-}
-
-// errNotObject reports a value that should be a JSON object but is something else.
-var errNotObject = errors.New("not a JSON object")
-
-// object returns the nested object at key; nil with no error when absent or null, and an
-// error when it is another kind of value.
-func (o object) object(key string) (object, error) {
-	switch v := o.get(key).(type) {
-	case nil:
-		return nil, nil
-	case map[string]any:
-		return object(v), nil
-	default:
-		return nil, fmt.Errorf("%s: %w", key, errNotObject)
-	}
-}
-
-// objects returns the array of objects at key (entries that are not objects are skipped);
-// nil with no error when absent or null.
-func (o object) objects(key string) ([]object, error) {
-	switch v := o.get(key).(type) {
-	case nil:
-		return nil, nil
-	case []any:
-		out := make([]object, 0, len(v))
-		for _, e := range v {
-			if m, ok := e.(map[string]any); ok {
-				out = append(out, object(m))
-			}
-		}
-		return out, nil
-	default:
-		return nil, fmt.Errorf("%s: not an array", key)
-	}
-}
-
-// str returns the string at key; "" when absent, null or not a string.
-func (o object) str(key string) string {
-	s, _ := o.get(key).(string)
-	return s
-}
-
-// time returns the RFC 3339 time at key; zero when absent, null or unparseable (Persona's own
-// samples are inconsistent, PERSONA.md §3).
-func (o object) time(key string) time.Time {
-	s := o.str(key)
-	if s == "" {
-		return time.Time{}
-	}
-	t, err := time.Parse(time.RFC3339Nano, s)
-	if err != nil {
-		return time.Time{}
-	}
-	return t
-}
-
-// fieldValue reads an inquiry field, which Persona wraps as {"type": ..., "value": ...}; a
-// bare string is accepted too.
-func (o object) fieldValue(key string) string {
-	if s := o.str(key); s != "" {
-		return s
-	}
-	f, _ := o.object(key)
-	if f == nil {
-		return ""
-	}
-	return f.str("value")
-}
-
-// camel turns "email-address" into "emailAddress".
-func camel(kebab string) string {
-	var b strings.Builder
-	b.Grow(len(kebab))
-	up := false
-	for i := 0; i < len(kebab); i++ {
-		c := kebab[i]
-		if c == '-' {
-			up = true
-			continue
-		}
-		if up && 'a' <= c && c <= 'z' {
-			c -= 'a' - 'A'
-		}
-		up = false
-		b.WriteByte(c)
-	}
-	return b.String()
 }
 
 // LogValue keeps an inquiry's personal data (e-mail address, first name) out of logs: slog
