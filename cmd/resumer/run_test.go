@@ -156,14 +156,19 @@ func TestServeEndToEnd(t *testing.T) {
 		`resumer_webhook_requests_total{outcome="accepted"} 1`,
 		`resumer_webhook_requests_total{outcome="unauthorized"} 2`,
 		`resumer_build_info{version="dev"} 1`,
-		`resumer_inquiries{status="pending"}`,
-		`resumer_inquiries_expiring{within="1h"}`,
 		`resumer_worker_consumer_pending`,
 	} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
 	}
+
+	// The worker's inquiry gauges appear after its first refresh.
+	waitFor(t, 20*time.Second, "the inquiry gauges in /metrics", func() bool {
+		_, metrics := get(t, urls["admin"]+"/metrics")
+		return strings.Contains(metrics, `resumer_inquiries{status="pending"}`) &&
+			strings.Contains(metrics, `resumer_inquiries_expiring{within="1h"}`)
+	})
 
 	// The worker applies it; `resumer inquiry show --json` reflects it.
 	var shown map[string]any
