@@ -54,7 +54,15 @@ type Inquiry struct {
 // tolerates nulls and missing optional fields. The event id, name, created-at and an inquiry
 // id are required; without them, or when body is not a JSON object, the error wraps
 // ErrMalformedEvent.
-func ParseEvent(body []byte) (*Event, error) {
+func ParseEvent(body []byte) (*Event, error) { return parseEvent(body, true) }
+
+// ParseEnvelope is ParseEvent without the inquiry: it checks the body exactly as ParseEvent
+// does, accepts and refuses the same bodies, and returns the same Event except that Inquiry
+// is nil. It is for code that only routes an event (the webhook receiver), and saves it
+// reading the inquiry's attributes.
+func ParseEnvelope(body []byte) (*Event, error) { return parseEvent(body, false) }
+
+func parseEvent(body []byte, inquiry bool) (*Event, error) {
 	root, err := decodeObject(body)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrMalformedEvent, err)
@@ -91,10 +99,13 @@ func ParseEvent(body []byte) (*Event, error) {
 	}
 	if subject != nil {
 		ev.PayloadType = subject.str("type")
-		if ev.PayloadType == "inquiry" {
+		switch {
+		case ev.PayloadType == "inquiry" && inquiry:
 			ev.Inquiry = decodeInquiry(subject)
 			ev.InquiryID = ev.Inquiry.ID
-		} else {
+		case ev.PayloadType == "inquiry":
+			ev.InquiryID = subject.str("id") // as decodeInquiry reads it
+		default:
 			ev.InquiryID = relationshipID(subject, "inquiry")
 		}
 	}

@@ -271,6 +271,20 @@ func FuzzParseEvent(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		ev, err := persona.ParseEvent(body)
+		env, envErr := persona.ParseEnvelope(body)
+		if (err == nil) != (envErr == nil) {
+			t.Fatalf("ParseEvent error %v, ParseEnvelope error %v", err, envErr)
+		}
+		if err == nil {
+			if env.Inquiry != nil {
+				t.Fatalf("ParseEnvelope decoded the inquiry")
+			}
+			want := *ev
+			want.Inquiry = nil
+			if *env != want {
+				t.Fatalf("ParseEnvelope = %+v, want %+v", *env, want)
+			}
+		}
 		if err != nil {
 			if !errors.Is(err, persona.ErrMalformedEvent) {
 				t.Fatalf("error %v does not wrap ErrMalformedEvent", err)
@@ -295,6 +309,17 @@ func FuzzParseEvent(f *testing.F) {
 		}
 		assertEvent(t, again, ev)
 	})
+}
+
+func BenchmarkParseEnvelope(b *testing.B) {
+	body := readFixture(b, "inquiry-started.kebab.json")
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := persona.ParseEnvelope(body); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
 
 func BenchmarkParseEvent(b *testing.B) {

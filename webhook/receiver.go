@@ -9,6 +9,7 @@ import (
 	"math"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -34,9 +35,10 @@ const (
 )
 
 // Publisher stores a message in JetStream and returns its PubAck; jetstream.JetStream
-// satisfies it. PublishMsg must give up when ctx is done. The receiver treats an error, a nil
-// PubAck or a PubAck from another stream alike: the event is not stored, and Persona is
-// asked to retry.
+// satisfies it. PublishMsg must give up when ctx is done, and must not keep msg.Data once it
+// returns: the receiver reuses the buffer for its next request. The receiver treats an
+// error, a nil PubAck or a PubAck from another stream alike: the event is not stored, and
+// Persona is asked to retry.
 type Publisher interface {
 	PublishMsg(ctx context.Context, msg *nats.Msg, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error)
 }
@@ -84,6 +86,10 @@ type Receiver struct {
 	log            *slog.Logger
 	now            func() time.Time
 	metrics        *metrics
+	// bodies recycles request body buffers (*bytes.Buffer): nothing refers to a body once
+	// its request is answered (the NATS client copies what it publishes, and the event's
+	// fields are copies).
+	bodies sync.Pool
 }
 
 // New returns a Receiver configured by opts. It fails when opts has no non-empty secret, no
@@ -173,7 +179,17 @@ func (rc *Receiver) serve(w http.ResponseWriter, r *http.Request) outcome {
 	if err != nil {
 		return rc.unauthorized(w, err)
 	}
-	body, err := rc.readBody(w, r)
+	buf, _ := rc.bodies.Get().(*bytes.Buffer)
+	if buf == nil {
+		buf = new(bytes.Buffer)
+	}
+	defer func() {
+		if buf.Cap() <= maxPooledBody {
+			buf.Reset()
+			rc.bodies.Put(buf)
+		}
+	}()
+	body, err := rc.readBody(w, r, buf)
 	if err != nil {
 		if errors.As(err, new(*http.MaxBytesError)) {
 			rc.log.Warn("refuse webhook: body too large", "limit_bytes", rc.maxBodyBytes)
@@ -188,7 +204,8 @@ func (rc *Receiver) serve(w http.ResponseWriter, r *http.Request) outcome {
 	if err := verifySets(sets, body, rc.secrets, received, rc.tolerance); err != nil {
 		return rc.unauthorized(w, err)
 	}
-	ev, err := persona.ParseEvent(body)
+	// The envelope is all the receiver routes by; the worker reads the inquiry.
+	ev, err := persona.ParseEnvelope(body)
 	if err != nil {
 		// Signed by Persona yet unreadable: worth a look, Persona's format may have moved.
 		rc.log.Warn("refuse webhook: malformed event", "err", err)
@@ -212,19 +229,22 @@ func (rc *Receiver) serve(w http.ResponseWriter, r *http.Request) outcome {
 	return outcomeAccepted
 }
 
-// readBody reads the whole body, at most maxBodyBytes; beyond that the error is an
+// readBody reads the whole body into buf, at most maxBodyBytes; beyond that the error is an
 // *http.MaxBytesError.
-func (rc *Receiver) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+func (rc *Receiver) readBody(w http.ResponseWriter, r *http.Request, buf *bytes.Buffer) ([]byte, error) {
 	if r.ContentLength > rc.maxBodyBytes {
 		return nil, &http.MaxBytesError{Limit: rc.maxBodyBytes}
 	}
-	var buf bytes.Buffer
 	if r.ContentLength > 0 {
 		buf.Grow(int(r.ContentLength) + bytes.MinRead)
 	}
 	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, rc.maxBodyBytes))
 	return buf.Bytes(), err
 }
+
+// maxPooledBody is the largest body buffer kept for another request; Persona's events are a
+// few kilobytes.
+const maxPooledBody = 64 << 10
 
 // unauthorized answers 401 with a generic body; the reason goes to a metric and a debug log,
 // never the header, the secret or the body.

@@ -48,6 +48,8 @@ commands:
                             re-publish dead letters to the events stream
   persona-sim [--addr A] [--webhook-url U --webhook-secret S]
                             run the Persona simulator (control API under /_sim/)
+  bench [flags] [scenario ...]
+                            load generator and benchmarks (docs/BENCHMARKS.md)
   config                    print the configuration variables as a Markdown table
   version                   print the version
 
@@ -75,6 +77,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return dlqCommand(ctx, rest, getenv, stdout, stderr)
 	case "persona-sim":
 		return personaSimCommand(ctx, rest, stdout, stderr)
+	case "bench":
+		return benchCommand(ctx, rest, stdout, stderr)
 	case "config":
 		fmt.Fprint(stdout, settingsMarkdown())
 		return nil

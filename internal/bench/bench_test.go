@@ -1,0 +1,133 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/resumer/resumer/internal/testenv"
+	"github.com/resumer/resumer/persona"
+	"github.com/resumer/resumer/webhook"
+)
+
+// TestCorpus checks the generated events: Persona's envelope, 2 to 4 KB, unique ids, and a
+// body that persona.ParseEvent reads as exactly the event the direct fill applies.
+func TestCorpus(t *testing.T) {
+	base := time.Date(2026, 1, 5, 10, 0, 0, 0, time.UTC)
+	events := corpus(42, 500, base, true)
+	if len(events) != 1000 {
+		t.Fatalf("%d events, want 1000", len(events))
+	}
+	ids := map[string]bool{}
+	for i := range events {
+		g := &events[i]
+		if n := len(g.Body); n < 2048 || n > 4096 {
+			t.Errorf("event %d: body of %d bytes, want 2-4 KB", i, n)
+		}
+		if !json.Valid(g.Body) {
+			t.Fatalf("event %d: invalid JSON: %s", i, g.Body)
+		}
+		if ids[g.ID] {
+			t.Fatalf("event id %s twice", g.ID)
+		}
+		ids[g.ID] = true
+		got, err := persona.ParseEvent(g.Body)
+		if err != nil {
+			t.Fatalf("event %d: %v", i, err)
+		}
+		if want := g.event(); !reflect.DeepEqual(got, want) {
+			t.Fatalf("event %d parses as\n%+v %+v\nwant\n%+v %+v", i, got, got.Inquiry, want, want.Inquiry)
+		}
+		if err := webhook.Verify(webhook.Sign(g.Body, []byte("s"), base), g.Body, [][]byte{[]byte("s")}, base, 0); err != nil {
+			t.Fatalf("event %d: signature: %v", i, err)
+		}
+	}
+	if again := corpus(42, 500, base, true); !bytes.Equal(again[777].Body, events[777].Body) {
+		t.Fatal("corpus is not deterministic")
+	}
+}
+
+// TestRunQuick runs every scenario with a few hundred events against an embedded NATS and
+// the test Redis, and checks that each completes with sane figures. It asserts nothing about
+// speed: that is what the harness measures, on a machine of its own.
+func TestRunQuick(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs every benchmark scenario")
+	}
+	o := Default().Quick()
+	o.RedisURL = testenv.RedisURL(t)
+	var progress bytes.Buffer
+	o.Progress = &progress
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	rep, err := Run(ctx, o)
+	if err != nil {
+		t.Fatalf("run: %v\nprogress:\n%s", err, progress.String())
+	}
+	tables := map[string]*Table{}
+	for _, tb := range rep.Tables {
+		tables[tb.Scenario] = tb
+		if len(tb.Rows) == 0 {
+			t.Errorf("%s: no rows", tb.Scenario)
+		}
+	}
+	for _, s := range Scenarios {
+		if tables[s] == nil {
+			t.Fatalf("no table for scenario %s", s)
+		}
+	}
+	positive := func(scenario, metric string) {
+		t.Helper()
+		if v := tables[scenario].Metrics[metric]; !(v > 0) {
+			t.Errorf("%s: metric %s = %v, want > 0", scenario, metric, v)
+		}
+	}
+	positive("ingest", "baseline_rate")
+	positive("ingest", "receiver_rate")
+	positive("ingest", "throughput_ratio")
+	positive("apply", "baseline_rate")
+	positive("apply", "worker_rate")
+	positive("e2e", "rate")
+	positive("sweep", "ratio")
+	positive("persona", "calls_per_minute")
+
+	e2e := tables["e2e"]
+	if e2e.Metrics["lost"] != 0 || e2e.Metrics["dead_lettered"] != 0 || e2e.Metrics["http_failed"] != 0 {
+		t.Errorf("e2e lost events: %v", e2e.Metrics)
+	}
+	for _, n := range e2e.Notes {
+		if strings.Contains(n, "PROBLEM") {
+			t.Errorf("e2e: %s", n)
+		}
+	}
+	for _, level := range o.Tracked.Levels {
+		k := itoa(level)
+		per := tables["memory"].Metrics["memory_usage_bytes_per_inquiry_"+k]
+		if per < 50 || per > 10_000 {
+			t.Errorf("memory at %d: %v bytes per inquiry by MEMORY USAGE", level, per)
+		}
+		positive("sweep", "claimdue_p50_ms_"+k)
+	}
+	if tables["persona"].Metrics["errors"] != 0 {
+		t.Errorf("persona: client errors: %v", tables["persona"].Notes)
+	}
+
+	// The run deletes everything it made.
+	c, _ := testenv.Redis(t)
+	keys, err := c.Keys(ctx, "bench-"+rep.Run+"*").Result()
+	if err != nil || len(keys) != 0 {
+		t.Errorf("keys left behind: %v (%v)", keys, err)
+	}
+	var out bytes.Buffer
+	rep.Print(&out)
+	if !strings.Contains(out.String(), "== persona") {
+		t.Errorf("printed report lacks the persona table:\n%s", out.String())
+	}
+	if _, err := json.Marshal(rep); err != nil {
+		t.Errorf("report does not encode as JSON: %v", err)
+	}
+}

@@ -1,0 +1,237 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/resumer/resumer/internal/eventstream"
+)
+
+// Machine describes where the run happened.
+type Machine struct {
+	GoVersion    string `json:"go_version"`
+	GOOS         string `json:"goos"`
+	GOARCH       string `json:"goarch"`
+	CPUs         int    `json:"cpus"`
+	GOMAXPROCS   int    `json:"gomaxprocs"`
+	Memory       string `json:"memory"`
+	RedisVersion string `json:"redis_version"`
+	NATS         string `json:"nats"`
+}
+
+// env is what every scenario of one run shares: the run id, a Redis client, a NATS
+// connection with its JetStream context and a progress log.
+type env struct {
+	run     string // lower-case hex, unique per run
+	seed    uint64 // seeds the ids of generated inquiries and events
+	rdb     *redis.Client
+	nc      *nats.Conn
+	js      jetstream.JetStream
+	natsURL string
+	log     func(format string, args ...any)
+	// secret signs the generated webhooks.
+	secret []byte
+}
+
+// redisPrefix is the key prefix of one part of one scenario of this run; every key the run
+// creates starts with "bench-<run>".
+func (e *env) redisPrefix(part string) string { return "bench-" + e.run + "-" + part }
+
+// streamName is the name of one stream of this run.
+func (e *env) streamName(part string) string {
+	return "BENCH_" + strings.ToUpper(e.run) + "_" + strings.ToUpper(part)
+}
+
+// newRunID returns 8 random hex digits and a seed derived from them.
+func newRunID() (string, uint64) {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err) // crypto/rand never fails on Linux
+	}
+	return hex.EncodeToString(b[:4]), binary.LittleEndian.Uint64(b[:])
+}
+
+// startNATS runs an in-process NATS server with JetStream on a free loopback port, storing
+// under dir.
+func startNATS(dir string) (*server.Server, error) {
+	ns, err := server.NewServer(&server.Options{
+		ServerName: "resumer-bench",
+		Host:       "127.0.0.1",
+		Port:       server.RANDOM_PORT,
+		JetStream:  true,
+		StoreDir:   dir,
+		NoLog:      true,
+		NoSigs:     true,
+		// The default 1 MB max_payload is plenty for 4 KB events.
+	})
+	if err != nil {
+		return nil, fmt.Errorf("start embedded nats: %w", err)
+	}
+	ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		ns.Shutdown()
+		return nil, errors.New("start embedded nats: not ready after 10s")
+	}
+	return ns, nil
+}
+
+// connectNATS opens a connection for one role of a scenario (the receiver, the worker, the
+// load generator), as the service opens one per process.
+func connectNATS(url, name string) (*nats.Conn, jetstream.JetStream, error) {
+	nc, err := nats.Connect(url, nats.Name(name), nats.MaxReconnects(-1))
+	if err != nil {
+		return nil, nil, fmt.Errorf("connect to nats %s: %w", url, err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, fmt.Errorf("jetstream on %s: %w", url, err)
+	}
+	return nc, js, nil
+}
+
+// ensureStream creates a fresh events stream of this run. Its subjects are the events
+// subjects (persona.events.>), which only one stream of a NATS account may claim, so the
+// stream must be deleted (deleteStream) before the next one is created.
+func (e *env) ensureStream(ctx context.Context, name string) error {
+	if _, err := eventstream.Ensure(ctx, e.js, eventstream.Config{Name: name, DedupWindow: 10 * time.Minute}); err != nil {
+		if strings.Contains(err.Error(), "subjects overlap") {
+			return fmt.Errorf("%w (another stream of this NATS account claims %s>; run against the embedded NATS, or a server without resumer's stream)",
+				err, eventstream.SubjectPrefix)
+		}
+		return err
+	}
+	return nil
+}
+
+// deleteStream deletes a stream of this run; a missing stream is no error.
+func (e *env) deleteStream(name string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := e.js.DeleteStream(ctx, name); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+		e.log("delete stream %s: %v", name, err)
+	}
+}
+
+// deletePrefix deletes every key that starts with prefix (SCAN and UNLINK) and returns how
+// many it deleted.
+func deletePrefix(ctx context.Context, c *redis.Client, prefix string) (int, error) {
+	iter := c.Scan(ctx, 0, prefix+"*", 5000).Iterator()
+	batch := make([]string, 0, 1000)
+	n := 0
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		if err := c.Unlink(ctx, batch...).Err(); err != nil {
+			return err
+		}
+		n += len(batch)
+		batch = batch[:0]
+		return nil
+	}
+	for iter.Next(ctx) {
+		batch = append(batch, iter.Val())
+		if len(batch) == cap(batch) {
+			if err := flush(); err != nil {
+				return n, fmt.Errorf("delete keys %s*: %w", prefix, err)
+			}
+		}
+	}
+	if err := iter.Err(); err != nil {
+		return n, fmt.Errorf("delete keys %s*: %w", prefix, err)
+	}
+	if err := flush(); err != nil {
+		return n, fmt.Errorf("delete keys %s*: %w", prefix, err)
+	}
+	return n, nil
+}
+
+// cleanPrefix deletes a scenario's keys, logging a failure instead of returning it.
+func (e *env) cleanPrefix(prefix string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if _, err := deletePrefix(ctx, e.rdb, prefix); err != nil {
+		e.log("clean up: %v", err)
+	}
+}
+
+// machine describes this machine and the servers the run talks to.
+func (e *env) machine(ctx context.Context, embedded bool) Machine {
+	m := Machine{
+		GoVersion:  runtime.Version(),
+		GOOS:       runtime.GOOS,
+		GOARCH:     runtime.GOARCH,
+		CPUs:       runtime.NumCPU(),
+		GOMAXPROCS: runtime.GOMAXPROCS(0),
+		Memory:     memTotal(),
+		NATS:       "given " + e.natsURL,
+	}
+	if embedded {
+		m.NATS = "embedded " + server.VERSION
+	}
+	if info, err := e.rdb.InfoMap(ctx, "server").Result(); err == nil {
+		m.RedisVersion = info["Server"]["redis_version"]
+	}
+	return m
+}
+
+// memTotal reads MemTotal from /proc/meminfo, e.g. "23.4 GiB"; "?" elsewhere.
+func memTotal() string {
+	f, err := os.Open("/proc/meminfo")
+	if err != nil {
+		return "?"
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) >= 2 && fields[0] == "MemTotal:" {
+			kb, err := strconv.ParseFloat(fields[1], 64)
+			if err != nil {
+				return "?"
+			}
+			return strconv.FormatFloat(kb/(1<<20), 'f', 1, 64) + " GiB"
+		}
+	}
+	return "?"
+}
+
+// tempDir makes the embedded NATS store directory of a run.
+func tempDir(run string) (string, error) {
+	return os.MkdirTemp("", "resumer-bench-"+run+"-")
+}
+
+// removeAll removes a run's temporary directory, logging a failure.
+func removeAll(dir string, log func(string, ...any)) {
+	if err := os.RemoveAll(dir); err != nil {
+		log("remove %s: %v", filepath.Base(dir), err)
+	}
+}
+
+// logger returns a progress log writing timestamped lines to w (nothing when w is nil).
+func logger(w io.Writer, start time.Time) func(string, ...any) {
+	if w == nil {
+		return func(string, ...any) {}
+	}
+	return func(format string, args ...any) {
+		fmt.Fprintf(w, "[%6.1fs] %s\n", time.Since(start).Seconds(), fmt.Sprintf(format, args...))
+	}
+}
