@@ -141,20 +141,20 @@ func (s *Store) applyCall(ev *persona.Event, now int64) (scriptCall, error) {
 		snapFlag = "1"
 	}
 	shard := s.keys.shard(ev.InquiryID)
-	keys := append([]string{s.keys.recordPrefix(shard) + ev.InquiryID}, s.keys.shardKeys(shard)...)
+	handle, rest := splitID(ev.InquiryID)
 	args := []any{
 		now,
-		ev.InquiryID,
+		handle,
 		eventDigest(ev.ID),
-		ev.ID,
-		ev.Name,
+		packID(ev.ID),
+		packEventName(ev.Name),
 		ev.CreatedAt.UnixMilli(),
 		string(status),
 		ownFlag,
 		snapFlag,
 		inq.ReferenceID,
 		inq.TemplateID,
-		inq.AccountID,
+		packID(inq.AccountID),
 		unixMilli(inq.CreatedAt),
 		unixMilli(inq.StartedAt),
 		unixMilli(inq.CompletedAt),
@@ -165,13 +165,12 @@ func (s *Store) applyCall(ev *persona.Event, now int64) (scriptCall, error) {
 		s.interval(inq.TemplateID).Milliseconds(),
 		s.cfg.EventMemory.Milliseconds(),
 		s.cfg.Retention.Milliseconds(),
-		TTLGrace.Milliseconds(),
-		s.keys.recordPrefix(shard),
 		purgeBudget,
 		rememberedEvents,
 		s.stageArg,
+		rest,
 	}
-	return scriptCall{keys: keys, args: args}, nil
+	return scriptCall{keys: s.keys.shardKeys(shard), args: args}, nil
 }
 
 // eventDigest is the 6-byte digest of an event id the record remembers instead of the id:

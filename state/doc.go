@@ -3,29 +3,61 @@
 //
 // # Records and indexes
 //
-// Each inquiry is one Redis hash with short field names (so Redis keeps it as a compact
-// listpack) under <prefix>:{<shard>}:i:<inquiry id>, where shard = fnv32a(inquiry id) mod
-// Config.Shards. Beside it, per shard:
+// Inquiries are spread over Config.Shards shards: shard = fnv32a(inquiry id) mod the shard
+// count. Within its shard an inquiry is named by its handle, 12 bytes derived from its id
+// (splitID in pack.go; its record keeps the rest of the id). Each shard has these keys:
 //
-//	<prefix>:{<shard>}:exp  ZSET  created/pending inquiries scored by expires-at (unix ms)
-//	<prefix>:{<shard>}:due  ZSET  created/pending inquiries scored by their next unsent reminder
-//	                              stage (expires-at − stage), kept by apply and the schedule
-//	                              scripts; a claimed member is scored at its lease's end
-//	<prefix>:{<shard>}:ret  ZSET  final inquiries scored by the time their retention ends
-//	<prefix>:{<shard>}:n    HASH  status -> number of records in that status (the counters)
+//	<prefix>:{<shard>}:r    HASH  handle -> record, one packed string (see below)
+//	<prefix>:{<shard>}:x    ZSET  created/pending inquiries (handles) scored by expires-at
+//	                              (unix ms): the expiry index, which the reminder sweeps walk
+//	<prefix>:{<shard>}:q    ZSET  the reminder queue: claimed inquiries at their lease's end,
+//	                              released ones at their retry time, and those whose unsent
+//	                              stage a sweep has already passed, at the stage's due time
+//	<prefix>:{<shard>}:cur  HASH  reminder stage -> "<score>:<handle>", how far that stage's
+//	                              sweep has walked the expiry index
+//	<prefix>:{<shard>}:rt   ZSET  final inquiries scored by the time their retention ends
+//	<prefix>:{<shard>}:c    HASH  status -> number of records in that status (the counters)
+//	<prefix>:{<shard>}:t    HASH  template id <-> the short code records keep instead
+//	<prefix>:{<shard>}:l    HASH  handle -> lease token of the inquiries claimed and not settled
 //
 // The hash tag {<shard>} puts a record, its dedup data and its shard of every index in one
 // Redis Cluster slot, so each script touches one slot (DESIGN.md decision 3). The shard count
 // must never change for a given prefix: a different count files inquiries under other keys.
+//
+// Memory is the reason for this shape (issue #8: a pending inquiry costs about 330-340 bytes
+// of Redis memory, index entries included, down from 745). A record is a field of its
+// shard's hash rather than a key of its own, which saves the key's name, object header,
+// main-dictionary entry and TTL entry (about 100 bytes). It is packed into one string of
+// 135-155 bytes (lib.lua documents the format: a MessagePack array, as the scripts'
+// cmsgpack writes it, of the fields in a fixed order, times as differences to one of them,
+// status codes; record.go's decodeRecord reads it) instead of a hash of 20 fields; Persona
+// ids and event names are packed (pack.go) and the template id is a per-shard code. An
+// inquiry has one sorted-set entry (about 110 bytes in a sorted set too large for a listpack)
+// instead of two: the reminder schedule is derived from the expiry index. And the 12-byte
+// handle takes Redis' 16-byte allocation where the 28-character id took 32, in the records
+// hash and in the index. Redis' own listpack thresholds (hash-max-listpack-*,
+// zset-max-listpack-*) do not matter: the shards' keys outgrow them.
+//
+// # Reminder schedule
+//
+// A created/pending inquiry's reminder stage (Config.RemindBefore) is due at its expires-at
+// minus the stage. Store.ClaimDue finds due stages without scanning the tracked set
+// (DESIGN.md decision 4): for each stage, a sweep walks the expiry index in (score, id) order
+// from the stage's cursor up to now + the stage, claims the inquiries it meets that still
+// need the stage, and moves the cursor. An inquiry the sweep has already passed but which
+// needs the stage again (it became created/pending again, its expires-at moved earlier, its
+// lease holder finished an earlier stage late) is put into the queue instead, at the stage's
+// due time, and ClaimDue claims queued inquiries before sweeping. Claims are leases in the
+// queue (DESIGN.md decision 5).
 //
 // # Applying events
 //
 // Store.ApplyBatch runs one atomic Lua script per event (DESIGN.md decision 2, PERSONA.md
 // §2): it dedupes the event id against the last few ids the record remembers, moves the
 // status only forward in event time, fills or refreshes the inquiry's fields, keeps the
-// indexes and counters in step, deletes e-mail and name as soon as the inquiry can no longer
-// be reminded (decision 8) and gives the record a TTL. See Outcome for what each result means
-// and apply.lua for the exact rules.
+// indexes and counters in step and deletes e-mail and name as soon as the inquiry can no
+// longer be reminded (decision 8). See Outcome for what each result means and apply.lua for
+// the exact rules.
 //
 // An event's status is its own (persona.StatusForEvent) or, for events without one
 // (inquiry.transitioned, names this code does not know), the status its inquiry payload
@@ -36,10 +68,12 @@
 //
 // # Retention
 //
-// A record whose status is not created/pending (a "final" record) is listed in the ret index
+// A record whose status is not created/pending (a "final" record) is listed in the rt index
 // for Config.Retention; a created/pending record is kept until Retention after its expires-at.
-// Every apply script purges a few such due records of its own shard (and Store.Purge does so
-// on demand), decrementing the status counters, so counters do not drift when records go.
-// Every record also carries a TTL a little longer than that (the purge deadline plus
-// TTLGrace), a backstop for shards that see no traffic.
+// Every apply script and every shard's ClaimDue script purges a few such due records of its
+// own shard (and Store.Purge does so on demand), decrementing the status counters, so
+// counters do not drift when records go. Records carry no TTL (they are hash fields), so a
+// deployment whose shards see neither events nor a notifier should run Store.Purge now and
+// then. Redis must not evict keys (maxmemory-policy noeviction): an evicted shard key would
+// lose thousands of records or an index at once.
 package state

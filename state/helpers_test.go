@@ -3,6 +3,7 @@ package state
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -192,10 +193,62 @@ func (f *fixture) inquiry(t testing.TB, id string) *Inquiry {
 	return inq
 }
 
-// score returns id's score in the zset key and whether it is a member.
+// rawRecord returns the decoded fields of inquiry id's stored record (see decodeRecord), or
+// nil when there is none.
+func (f *fixture) rawRecord(t testing.TB, id string) map[string]string {
+	t.Helper()
+	raw, err := f.client.HGet(context.Background(), f.store.keys.recordsOf(id), handleOf(id)).Result()
+	if err == redis.Nil {
+		return nil
+	}
+	if err != nil {
+		t.Fatalf("HGET record %s: %v", id, err)
+	}
+	h, err := recordMap(raw)
+	if err != nil {
+		t.Fatalf("decode record %s: %v", id, err)
+	}
+	return h
+}
+
+// recordMap decodes a stored record into a map of its present fields (the rest of the id under
+// fieldIDRest): times, counts and the template code as decimal integers, flags as "1", the
+// account, last event id and name unpacked. The remembered events are left out.
+func recordMap(raw string) (map[string]string, error) {
+	var r record
+	if err := decodeRecord(raw, &r); err != nil {
+		return nil, err
+	}
+	h := map[string]string{fieldIDRest: r.rest}
+	for k, f := range recordFields {
+		if !r.has(k) {
+			continue
+		}
+		switch f.enc {
+		case encStr, encStatus:
+			h[f.name] = r.str[k]
+		case encBase, encTime, encInt:
+			h[f.name] = strconv.FormatInt(r.num[k], 10)
+		case encFlag:
+			h[f.name] = "1"
+		}
+	}
+	for _, name := range []string{fieldAccount, fieldLastEventID} {
+		if v, ok := h[name]; ok {
+			h[name] = unpackID(v)
+		}
+	}
+	if v, ok := h[fieldLastName]; ok {
+		h[fieldLastName] = unpackEventName(v)
+	}
+	return h, nil
+}
+
+// score returns inquiry id's score in the zset key and whether it is a member (by its
+// handle, see splitID).
 func (f *fixture) score(t testing.TB, key, id string) (float64, bool) {
 	t.Helper()
-	v, err := f.client.ZScore(context.Background(), key, id).Result()
+	v, err := f.client.ZScore(context.Background(), key, handleOf(id)).Result()
 	if err == redis.Nil {
 		return 0, false
 	}

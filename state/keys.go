@@ -7,11 +7,14 @@ import (
 
 // Key kinds under a shard's hash tag; see the package documentation.
 const (
-	kindRecord   = "i"
-	kindExpiry   = "exp"
-	kindDue      = "due"
-	kindRetained = "ret"
-	kindCounts   = "n"
+	kindRecords  = "r"
+	kindExpiry   = "x"
+	kindQueue    = "q"
+	kindRetained = "rt"
+	kindCounts   = "c"
+	kindCursors  = "cur"
+	kindTemplate = "t"
+	kindLeases   = "l"
 )
 
 // keys builds the Redis key names of one store. Every key of shard s starts with
@@ -33,20 +36,17 @@ func (k keys) shardPrefix(shard int) string {
 	return k.prefix + ":{" + strconv.Itoa(shard) + "}:"
 }
 
-// recordPrefix is the part of a record key before the inquiry id; the scripts append ids to
-// it when they purge records of their own shard.
-func (k keys) recordPrefix(shard int) string { return k.shardPrefix(shard) + kindRecord + ":" }
+// records is shard's hash of inquiry handle (see splitID) -> packed record.
+func (k keys) records(shard int) string { return k.shardPrefix(shard) + kindRecords }
 
-// record is the key of an inquiry's record hash.
-func (k keys) record(inquiryID string) string {
-	return k.recordPrefix(k.shard(inquiryID)) + inquiryID
-}
+// recordsOf is the records hash that holds inquiryID's record.
+func (k keys) recordsOf(inquiryID string) string { return k.records(k.shard(inquiryID)) }
 
 // expiry is shard's expiry index: created/pending inquiries scored by expires-at (unix ms).
 func (k keys) expiry(shard int) string { return k.shardPrefix(shard) + kindExpiry }
 
-// due is shard's reminder schedule: inquiries scored by their next unsent stage's due time.
-func (k keys) due(shard int) string { return k.shardPrefix(shard) + kindDue }
+// queue is shard's reminder queue: inquiries scored by when their queued reminder is due.
+func (k keys) queue(shard int) string { return k.shardPrefix(shard) + kindQueue }
 
 // retained is shard's retention index: final inquiries scored by the end of their retention.
 func (k keys) retained(shard int) string { return k.shardPrefix(shard) + kindRetained }
@@ -54,7 +54,18 @@ func (k keys) retained(shard int) string { return k.shardPrefix(shard) + kindRet
 // counts is shard's hash of status -> number of records.
 func (k keys) counts(shard int) string { return k.shardPrefix(shard) + kindCounts }
 
-// shardKeys are the per-shard keys every script gets, in KEYS order after the record.
+// cursors is shard's hash of reminder stage -> how far that stage's sweep has read the
+// expiry index.
+func (k keys) cursors(shard int) string { return k.shardPrefix(shard) + kindCursors }
+
+// templates is shard's hash of template id <-> the short code its records keep instead.
+func (k keys) templates(shard int) string { return k.shardPrefix(shard) + kindTemplate }
+
+// leases is shard's hash of handle -> lease token, for the inquiries claimed and not settled.
+func (k keys) leases(shard int) string { return k.shardPrefix(shard) + kindLeases }
+
+// shardKeys are the keys of shard that the apply, purge and claim scripts get, in KEYS order.
 func (k keys) shardKeys(shard int) []string {
-	return []string{k.expiry(shard), k.due(shard), k.retained(shard), k.counts(shard)}
+	return []string{k.records(shard), k.expiry(shard), k.queue(shard), k.retained(shard),
+		k.counts(shard), k.cursors(shard), k.templates(shard), k.leases(shard)}
 }

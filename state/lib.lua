@@ -1,9 +1,6 @@
 -- lib.lua is prepended to every script of the package (apply.lua, purge.lua and the reminder
--- schedule scripts): helpers they share.
---
--- Record keys of the shard are built here from the record key prefix the caller passes
--- ("<prefix>:{<shard>}:i:"): they carry the same hash tag as the KEYS, so they are in the
--- same Redis Cluster slot as everything else the script touches.
+-- schedule scripts): the record codec and the helpers they share. Every key a script touches
+-- is one of its KEYS, all under one shard's hash tag (one Redis Cluster slot).
 
 -- int formats a number as a decimal integer (no exponent), for values stored as text.
 local function int(x)
@@ -16,38 +13,232 @@ local function resumable(s)
   return s == 'created' or s == 'pending'
 end
 
--- nextDue returns when the next reminder of an inquiry expiring at x (unix ms) is due: the
--- smallest x - before over the stages not listed in rm (the record's comma separated 'rm'
--- field), or nil when every stage is listed. stages is "<name>:<before ms>,..." (the Go
--- side's Config.RemindBefore). Entries of rm with an '@' (a channel finished with a stage)
--- never match a stage name.
-local function nextDue(x, rm, stages)
+-- bytesLess reports whether a sorts before b byte by byte, the order of members with equal
+-- scores in a sorted set. (Lua's own < follows the server's locale.) Members are inquiry
+-- handles (see splitID in pack.go): 12 binary bytes.
+local function bytesLess(a, b)
+  if a == b then return false end
+  for i = 1, math.min(#a, #b) do
+    local x, y = string.byte(a, i), string.byte(b, i)
+    if x ~= y then return x < y end
+  end
+  return #a < #b
+end
+
+-- Record codec (record.go decodes the same format). A record is two MessagePack values, as
+-- cmsgpack packs them: the rest of the inquiry's id (see splitID in pack.go; 'id' in the
+-- decoded table), then an array of the record's fields in this order, false for one that is
+-- absent (absent fields at the end are left out):
+--   1 lt  event time (unix ms) of the newest event, as 6 bytes big endian: the base of the
+--         other times, which are stored as their difference to it (a few bytes each)
+--   2 s   status: 1..9 for those of STATUSES, else the status itself
+--   3 sa  4 r   5 t (template code)   6 a   7 c   8 st   9 x   10 le   11 ln   12 em   13 nf
+--  14 u
+--  15 e   remembered event ids: { their 6-byte digests concatenated, then for each the second
+--         it was seen minus u's second }
+--  16 ca  17 xa  18 xd (true)  19 rm  20 ra  21 rd
+-- The common fields come first, so that a fresh record's array has at most 15 entries (a
+-- one-byte MessagePack header).
+local sub, floor = string.sub, math.floor
+local STATUSES = {
+  'created', 'pending', 'expired', 'completed', 'failed', 'needs_review', 'declined',
+  'approved', 'redacted',
+}
+local statusCode = {}
+for i, s in ipairs(STATUSES) do statusCode[s] = i end
+
+-- decode turns a stored record into a table of its fields (times and ints as numbers, the
+-- events as a list of { digest, second }), or returns nil for nil.
+local function decode(b)
+  if not b then return nil end
+  local rest, f = cmsgpack.unpack(b)
+  local base = struct.unpack('>i6', f[1])
+  local s, sa, c, st, x, u, ca, xa = f[2], f[3], f[7], f[8], f[9], f[14], f[16], f[17]
+  local rec = {
+    id = rest, lt = base, s = s and (STATUSES[s] or s) or nil, sa = sa and base + sa or nil,
+    r = f[4] or nil, t = f[5] or nil, a = f[6] or nil, c = c and base + c or nil,
+    st = st and base + st or nil, x = x and base + x or nil, le = f[10] or nil, ln = f[11] or nil,
+    em = f[12] or nil, nf = f[13] or nil, u = u and base + u or nil, e = nil,
+  }
+  if #f > 15 then
+    rec.ca, rec.xa, rec.xd = ca and base + ca or nil, xa and base + xa or nil, f[18] or nil
+    rec.rm, rec.ra, rec.rd = f[19] or nil, f[20] or nil, f[21] or nil
+  end
+  local e = f[15]
+  if e then
+    local list, secs, digests = {}, floor((rec.u or 0) / 1000), e[1]
+    for j = 2, #e do
+      list[j - 1] = { sub(digests, 6 * j - 11, 6 * j - 6), secs + e[j] }
+    end
+    rec.e = list
+  end
+  return rec
+end
+
+-- encode is decode's inverse. Empty event lists are left out; an empty string is stored as
+-- one (callers leave empty fields nil).
+local function encode(rec)
+  local base = rec.lt or 0
+  local e = false
+  if rec.e and #rec.e > 0 then
+    local digests, secs = {}, floor((rec.u or 0) / 1000)
+    e = { false }
+    for j, x in ipairs(rec.e) do
+      digests[j] = x[1]
+      e[j + 1] = x[2] - secs
+    end
+    e[1] = table.concat(digests)
+  end
+  local s, sa, c, st, x, u, ca, xa = rec.s, rec.sa, rec.c, rec.st, rec.x, rec.u, rec.ca, rec.xa
+  local f = {
+    struct.pack('>i6', base), s and (statusCode[s] or s) or false, sa and sa - base or false,
+    rec.r or false, rec.t or false, rec.a or false, c and c - base or false,
+    st and st - base or false, x and x - base or false, rec.le or false, rec.ln or false,
+    rec.em or false, rec.nf or false, u and u - base or false, e, ca and ca - base or false,
+    xa and xa - base or false, rec.xd or false, rec.rm or false, rec.ra or false, rec.rd or false,
+  }
+  local n = 21
+  while n > 2 and f[n] == false do
+    f[n] = nil
+    n = n - 1
+  end
+  return cmsgpack.pack(rec.id, f)
+end
+
+-- intern returns the shard's code for template id t, assigning the next one when t has none.
+-- The templates hash maps '=' .. template -> code and '#' .. code -> template; codes are
+-- never reused, so a record's 't' (a code) always names the same template.
+local function intern(templates, t)
+  local code = redis.call('HGET', templates, '=' .. t)
+  if code then return tonumber(code) end
+  code = redis.call('HLEN', templates) / 2 + 1
+  redis.call('HSET', templates, '=' .. t, int(code), '#' .. int(code), t)
+  return code
+end
+
+-- load returns the decoded record of the inquiry with handle id, or nil when there is none.
+local function load(recs, id)
+  local b = redis.call('HGET', recs, id)
+  if not b then return nil end
+  return decode(b)
+end
+
+-- store writes rec as inquiry id's record.
+local function store(recs, id, rec)
+  redis.call('HSET', recs, id, encode(rec))
+end
+
+-- sentSet returns the record's reminder list ('rm', comma separated) as a set.
+local function sentSet(rm)
   local sent = {}
   for e in string.gmatch(rm or '', '[^,]+') do
     sent[e] = true
   end
-  local best
-  for name, before in string.gmatch(stages, '([^:,]+):(%d+)') do
-    if not sent[name] then
-      local at = x - tonumber(before)
-      if best == nil or at < best then best = at end
-    end
-  end
-  return best
+  return sent
 end
 
--- schedule puts inquiry id into the reminder schedule due at its next unsent stage, or takes
--- it out when it is not created/pending, has no expiry or has been sent every stage.
-local function schedule(due, id, status, x, rm, stages)
-  if resumable(status) and x then
-    local at = nextDue(tonumber(x), rm, stages)
-    if at then
-      redis.call('ZADD', due, int(at), id)
-      return at
+-- Reminder schedule. A created/pending inquiry's stage is due at its expires-at minus the
+-- stage's time before it. Stages are found in two ways:
+-- * The sweep of each stage walks the expiry index in (score, member) order up to now plus
+--   the stage, and remembers in the cursors hash how far it went: stage name -> "<score>:
+--   <member>". An inquiry whose (expires-at, id) the stage's cursor has not passed yet is due
+--   for that stage when the sweep reaches it (unless it is done by then).
+-- * The queue (a sorted set) holds the inquiries whose next reminder cannot be left to a
+--   sweep: claimed ones at their lease's end, released ones at their retry time, and those
+--   with an unsent stage whose cursor has already passed them, at that stage's due time.
+--   The leases hash holds the lease token of each claimed one (handle -> token); a leased
+--   inquiry is always queued.
+
+-- cursors returns the shard's sweep cursors: stage name -> { score, member }.
+local function cursors(key)
+  local flat = redis.call('HGETALL', key)
+  local out = {}
+  for i = 1, #flat, 2 do
+    local v = flat[i + 1]
+    local colon = string.find(v, ':', 1, true)
+    out[flat[i]] = { tonumber(string.sub(v, 1, colon - 1)), string.sub(v, colon + 1) }
+  end
+  return out
+end
+
+-- passed reports whether a sweep whose cursor is c has gone past (x, id).
+local function passed(c, x, id)
+  if c == nil then return false end
+  return x < c[1] or (x == c[1] and not bytesLess(c[2], id))
+end
+
+-- stageList parses the stages argument "<name>:<before ms>,..." (longest first).
+local function stageList(stages)
+  local out = {}
+  for name, before in string.gmatch(stages, '([^:,]+):(%d+)') do
+    out[#out + 1] = { name, tonumber(before) }
+  end
+  return out
+end
+
+-- schedule puts inquiry id into the queue at the earliest due time among its unsent stages
+-- whose cursor has passed it, or takes it out when there is none (the sweeps will find its
+-- other unsent stages). rec is its record; an inquiry that is not created/pending, has no
+-- expires-at or whose reminders were dropped is taken out. fresh says it is not queued.
+local function schedule(queue, curkey, id, rec, stages, fresh)
+  local best
+  if resumable(rec.s) and rec.x and not rec.rd then
+    local x = rec.x
+    -- Most often no cursor has reached x yet: find that out without parsing much.
+    local flat, reached = redis.call('HGETALL', curkey), false
+    for i = 2, #flat, 2 do
+      local v = flat[i]
+      if tonumber(string.sub(v, 1, string.find(v, ':', 1, true) - 1)) >= x then
+        reached = true
+        break
+      end
+    end
+    if reached then
+      local curs, sent = cursors(curkey), sentSet(rec.rm)
+      for _, st in ipairs(stageList(stages)) do
+        if not sent[st[1]] and passed(curs[st[1]], x, id) then
+          local at = x - st[2]
+          if best == nil or at < best then best = at end
+        end
+      end
     end
   end
-  redis.call('ZREM', due, id)
-  return nil
+  if best then
+    redis.call('ZADD', queue, int(best), id)
+  elseif not fresh then
+    redis.call('ZREM', queue, id)
+  end
+end
+
+-- position returns how many members of the sorted set x sort at or before cursor c.
+local function position(x, c)
+  if c == nil then return 0 end
+  local sc = redis.call('ZSCORE', x, c[2])
+  if sc and tonumber(sc) == c[1] then
+    return redis.call('ZRANK', x, c[2]) + 1
+  end
+  -- The cursor's member moved or left: count the members at its score that sort before it.
+  local n = redis.call('ZCOUNT', x, '-inf', '(' .. int(c[1]))
+  local off = 0
+  while true do
+    local got = redis.call('ZRANGEBYSCORE', x, int(c[1]), int(c[1]), 'LIMIT', off, 100)
+    for _, m in ipairs(got) do
+      if bytesLess(c[2], m) then return n end
+      n = n + 1
+    end
+    if #got < 100 then return n end
+    off = off + 100
+  end
+end
+
+-- after returns up to n members of x after cursor c (from the start when nil) whose score is
+-- at most hi, as a flat list member, score, member, score ...
+local function after(x, c, hi, n)
+  if c ~= nil and c[1] > hi then return {} end
+  local from = position(x, c)
+  local to = math.min(from + n, redis.call('ZCOUNT', x, '-inf', int(hi)))
+  if to <= from then return {} end
+  return redis.call('ZRANGE', x, from, to - 1, 'WITHSCORES')
 end
 
 -- decr takes one from a status counter, removing the field when it reaches zero.
@@ -60,14 +251,13 @@ end
 -- purge deletes up to budget records of the shard whose retention is over: final records
 -- whose retention deadline (score in ret) has passed, then created/pending records whose
 -- expires-at (score in exp) is more than retention ago. It keeps the status counters in step
--- and returns how many index entries it removed.
-local function purge(recprefix, exp, due, ret, counts, now, retention, budget)
+-- and returns how many records it deleted.
+local function purge(recs, exp, queue, ret, counts, leases, now, retention, budget)
   local n = 0
   local function drop(id)
-    local key = recprefix .. id
-    local s = redis.call('HGET', key, 's')
-    if s then decr(counts, s) end
-    redis.call('DEL', key)
+    local rec = load(recs, id)
+    if rec and rec.s then decr(counts, rec.s) end
+    redis.call('HDEL', recs, id)
     n = n + 1
   end
   for _, id in ipairs(redis.call('ZRANGEBYSCORE', ret, '-inf', int(now), 'LIMIT', 0, budget)) do
@@ -79,7 +269,8 @@ local function purge(recprefix, exp, due, ret, counts, now, retention, budget)
     for _, id in ipairs(ids) do
       drop(id)
       redis.call('ZREM', exp, id)
-      redis.call('ZREM', due, id)
+      redis.call('ZREM', queue, id)
+      redis.call('HDEL', leases, id)
     end
   end
   return n

@@ -110,7 +110,7 @@ func TestLimiterKeysShareSlots(t *testing.T) {
 	ctx := context.Background()
 	for i := range 32 {
 		id := fmt.Sprintf("inq_slot%d", i)
-		if keySlot(f.store.keys.mintLog(id)) != keySlot(f.store.keys.record(id)) {
+		if keySlot(f.store.keys.mintLog(id)) != keySlot(f.store.keys.recordsOf(id)) {
 			t.Errorf("mint log of %s is not in its record's slot", id)
 		}
 		if _, err := f.store.AllowMint(ctx, id, 1, time.Minute); err != nil {

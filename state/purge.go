@@ -7,9 +7,9 @@ import (
 
 // Purge deletes, in each shard, up to limit records whose retention is over (final records
 // Config.Retention after they became final, created/pending ones Retention after their
-// expires-at) and takes them out of the indexes and status counters. Every apply already
-// purges a few records of its shard, so Purge is only needed where shards see little
-// traffic (a periodic job, the CLI). It returns how many records it deleted; the error is
+// expires-at) and takes them out of the indexes and status counters. Every apply and every
+// ClaimDue already purges a few records of its shard, so Purge is only needed where shards
+// see little traffic and no notifier runs (a periodic job, the CLI). It returns how many records it deleted; the error is
 // Redis' error, or says limit is not positive.
 func (s *Store) Purge(ctx context.Context, limit int) (int, error) {
 	if limit <= 0 {
@@ -20,7 +20,7 @@ func (s *Store) Purge(ctx context.Context, limit int) (int, error) {
 	for shard := range calls {
 		calls[shard] = scriptCall{
 			keys: s.keys.shardKeys(shard),
-			args: []any{s.keys.recordPrefix(shard), now, s.cfg.Retention.Milliseconds(), limit},
+			args: []any{now, s.cfg.Retention.Milliseconds(), limit},
 		}
 	}
 	cmds, err := s.runScript(ctx, s.purge, calls)

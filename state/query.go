@@ -17,18 +17,69 @@ import (
 // Inquiry returns the record of inquiry id. The error wraps ErrNotFound when there is none
 // (never seen, or purged after its retention), or is Redis' error.
 func (s *Store) Inquiry(ctx context.Context, id string) (*Inquiry, error) {
-	h, err := s.client.HGetAll(ctx, s.keys.record(id)).Result()
+	handle, _ := splitID(id)
+	got, err := s.readInquiries(ctx, []recordRef{{s.keys.shard(id), handle}})
 	if err != nil {
 		return nil, fmt.Errorf("read inquiry %s: %w", id, err)
 	}
-	if len(h) == 0 {
+	if got[0] == nil || got[0].ID != id {
+		// None, or another inquiry's with the same handle (see splitID).
 		return nil, fmt.Errorf("read inquiry %s: %w", id, ErrNotFound)
 	}
-	return decodeInquiry(id, h)
+	return got[0], nil
+}
+
+// recordRef names a record: its shard and handle.
+type recordRef struct {
+	shard  int
+	handle string
+}
+
+// readInquiries reads the records refs name, one read script per shard in one pipelined round
+// trip; a ref without a record gets nil.
+func (s *Store) readInquiries(ctx context.Context, refs []recordRef) ([]*Inquiry, error) {
+	byShard := map[int][]int{} // shard -> positions in refs
+	for i, r := range refs {
+		byShard[r.shard] = append(byShard[r.shard], i)
+	}
+	calls := make([]scriptCall, 0, len(byShard))
+	positions := make([][]int, 0, len(byShard))
+	for shard, pos := range byShard {
+		args := make([]any, len(pos))
+		for j, i := range pos {
+			args[j] = refs[i].handle
+		}
+		calls = append(calls, scriptCall{keys: []string{s.keys.records(shard), s.keys.templates(shard)}, args: args})
+		positions = append(positions, pos)
+	}
+	cmds, err := s.runScript(ctx, s.read, calls)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*Inquiry, len(refs))
+	for c, cmd := range cmds {
+		reply, err := cmd.StringSlice()
+		if err != nil {
+			return nil, err
+		}
+		if len(reply) != 2*len(positions[c]) {
+			return nil, fmt.Errorf("unexpected read reply of %d entries for %d inquiries", len(reply), len(positions[c]))
+		}
+		for j, i := range positions[c] {
+			if reply[2*j] == "" {
+				continue
+			}
+			if out[i], err = decodeInquiry(refs[i].handle, reply[2*j], reply[2*j+1]); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return out, nil
 }
 
 // Expiring returns up to limit created/pending inquiries whose expires-at is in [now,
-// now+within], soonest first (ties by id). It reads each shard's expiry index by score
+// now+within], soonest first (ties by id; which of the inquiries tied at the limit are
+// returned is up to the index). It reads each shard's expiry index by score
 // (ZRANGEBYSCORE ... LIMIT, one pipelined round trip) and then the chosen records (a second
 // one), so its cost follows limit, not the number of inquiries tracked. An inquiry whose
 // record changed between the two reads in a way that takes it out of the window is left out.
@@ -49,15 +100,21 @@ func (s *Store) Expiring(ctx context.Context, within time.Duration, limit int) (
 	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, fmt.Errorf("list expiring inquiries: %w", err)
 	}
-	var due []redis.Z
-	for _, r := range ranges {
-		due = append(due, r.Val()...)
+	type entry struct {
+		ref   recordRef
+		score float64
 	}
-	slices.SortFunc(due, func(a, b redis.Z) int {
-		if c := cmp.Compare(a.Score, b.Score); c != 0 {
+	var due []entry
+	for shard, r := range ranges {
+		for _, z := range r.Val() {
+			due = append(due, entry{recordRef{shard, z.Member.(string)}, z.Score})
+		}
+	}
+	slices.SortFunc(due, func(a, b entry) int {
+		if c := cmp.Compare(a.score, b.score); c != 0 {
 			return c
 		}
-		return cmp.Compare(a.Member.(string), b.Member.(string))
+		return cmp.Compare(a.ref.handle, b.ref.handle)
 	})
 	if len(due) > limit {
 		due = due[:limit]
@@ -65,28 +122,30 @@ func (s *Store) Expiring(ctx context.Context, within time.Duration, limit int) (
 	if len(due) == 0 {
 		return nil, nil
 	}
-	records := make([]*redis.MapStringStringCmd, len(due))
-	for i, z := range due {
-		records[i] = pipe.HGetAll(ctx, s.keys.record(z.Member.(string)))
+	refs := make([]recordRef, len(due))
+	for i, e := range due {
+		refs[i] = e.ref
 	}
-	if _, err := pipe.Exec(ctx); err != nil {
+	records, err := s.readInquiries(ctx, refs)
+	if err != nil {
 		return nil, fmt.Errorf("list expiring inquiries: %w", err)
 	}
 	out := make([]*Inquiry, 0, len(due))
-	for i, z := range due {
-		h := records[i].Val()
-		if len(h) == 0 {
+	for _, inq := range records {
+		if inq == nil {
 			continue
-		}
-		inq, err := decodeInquiry(z.Member.(string), h)
-		if err != nil {
-			return nil, fmt.Errorf("list expiring inquiries: %w", err)
 		}
 		if !inq.Status.Resumable() || inq.ExpiresAt.UnixMilli() < lo || inq.ExpiresAt.UnixMilli() > hi {
 			continue
 		}
 		out = append(out, inq)
 	}
+	slices.SortFunc(out, func(a, b *Inquiry) int {
+		if c := a.ExpiresAt.Compare(b.ExpiresAt); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.ID, b.ID)
+	})
 	return out, nil
 }
 
@@ -117,9 +176,8 @@ func (s *Store) CountExpiring(ctx context.Context, within time.Duration) (int64,
 
 // CountByStatus returns how many records the store holds in each status (statuses with none
 // are absent; records without a status, made by session events alone, are not counted): the
-// per-shard counters the apply script maintains, summed in one pipelined round trip. Records deleted by the purge leave the counts; a record that only Redis' TTL
-// removed (a shard without traffic for longer than TTLGrace) stays counted. The error is
-// Redis' error.
+// per-shard counters the scripts maintain, summed in one pipelined round trip. Records
+// deleted by the purge leave the counts. The error is Redis' error.
 func (s *Store) CountByStatus(ctx context.Context) (map[persona.Status]int64, error) {
 	pipe := s.client.Pipeline()
 	shards := make([]*redis.MapStringStringCmd, s.cfg.Shards)

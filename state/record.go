@@ -3,35 +3,34 @@ package state
 import (
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/resumer/resumer/persona"
 )
 
-// Field names of the record hash. They are short on purpose: a pending inquiry's record must
-// stay a small listpack (see BenchmarkMemoryPerInquiry). apply.lua uses the same names.
+// Field names of a record: the keys of the scripts' decoded records, in stored order (see
+// lib.lua for the format, which decodeRecord mirrors). A record is stored as one packed string
+// in its shard's records hash.
 const (
+	fieldLastAt      = "lt" // event time (unix ms) of the newest event; other times are relative to it
 	fieldStatus      = "s"  // status, as Persona reports it (unknown values too)
 	fieldStatusAt    = "sa" // event time (unix ms) of the newest event that set the status
 	fieldReference   = "r"  // reference id
-	fieldTemplate    = "t"  // inquiry template id
-	fieldAccount     = "a"  // account id
+	fieldTemplate    = "t"  // inquiry template id: the shard's code for it (see intern in lib.lua)
+	fieldAccount     = "a"  // account id (packed, see packID)
 	fieldCreatedAt   = "c"  // inquiry created-at (unix ms)
 	fieldStartedAt   = "st" // inquiry started-at (unix ms)
-	fieldCompletedAt = "ca" // inquiry completed-at (unix ms)
-	fieldExpiredAt   = "xa" // inquiry expired-at (unix ms)
 	fieldExpiresAt   = "x"  // effective expires-at (unix ms), from the payload or derived
-	fieldDerived     = "xd" // "1" when x was derived from the template interval
-	fieldLastEventID = "le" // id of the newest event (by event time, then id)
-	fieldLastName    = "ln" // name of that event
-	fieldLastAt      = "lt" // event time (unix ms) of that event
+	fieldLastEventID = "le" // id of the newest event (by event time, then id; packed)
+	fieldLastName    = "ln" // name of that event (packed, see packEventName)
 	fieldEmail       = "em" // e-mail address; only while created/pending
 	fieldNameFirst   = "nf" // first name; only while created/pending
-	fieldEvents      = "e"  // remembered event ids: 10-byte entries, see apply.lua
 	fieldUpdatedAt   = "u"  // store clock (unix ms) of the last change to inquiry data
+	fieldEvents      = "e"  // remembered event ids: digest and the second they were seen
+	fieldCompletedAt = "ca" // inquiry completed-at (unix ms)
+	fieldExpiredAt   = "xa" // inquiry expired-at (unix ms)
+	fieldDerived     = "xd" // set when x was derived from the template interval
 	fieldReminders   = "rm" // reminder stages done, comma separated, and stage@channel marks
-	fieldLease       = "ls" // token of the notifier's lease on the record, while one is held
 	fieldAttempts    = "ra" // transient failures of the current reminder (Store.ReleaseClaim)
 	fieldDropped     = "rd" // why the notifier dropped the schedule (Store.DropReminders)
 )
@@ -74,48 +73,34 @@ type Inquiry struct {
 	RemindersDropped string
 }
 
-// decodeInquiry turns a record hash into an Inquiry. A time field that is not an integer is
-// an error: the record was not written by this package.
-func decodeInquiry(id string, h map[string]string) (*Inquiry, error) {
-	inq := &Inquiry{
-		ID:               id,
-		Status:           persona.Status(h[fieldStatus]),
-		ReferenceID:      h[fieldReference],
-		TemplateID:       h[fieldTemplate],
-		AccountID:        h[fieldAccount],
-		ExpiresAtDerived: h[fieldDerived] == "1",
-		LastEventID:      h[fieldLastEventID],
-		LastEventName:    h[fieldLastName],
-		EmailAddress:     h[fieldEmail],
-		NameFirst:        h[fieldNameFirst],
-		RemindersDropped: h[fieldDropped],
+// decodeInquiry turns the stored record of the inquiry with the given handle into an Inquiry;
+// template is its template id (looked up by the code the record keeps).
+func decodeInquiry(handle, raw, template string) (*Inquiry, error) {
+	var r record
+	if err := decodeRecord(raw, &r); err != nil {
+		return nil, fmt.Errorf("decode inquiry with handle %x: %w", handle, err)
 	}
-	if rm := h[fieldReminders]; rm != "" {
-		inq.RemindersSent = strings.Split(rm, ",")
-	}
-	for _, f := range []struct {
-		name string
-		dst  *time.Time
-	}{
-		{fieldCreatedAt, &inq.CreatedAt},
-		{fieldStartedAt, &inq.StartedAt},
-		{fieldCompletedAt, &inq.CompletedAt},
-		{fieldExpiredAt, &inq.ExpiredAt},
-		{fieldExpiresAt, &inq.ExpiresAt},
-		{fieldStatusAt, &inq.StatusAt},
-		{fieldUpdatedAt, &inq.UpdatedAt},
-	} {
-		raw, ok := h[f.name]
-		if !ok || raw == "" {
-			continue
-		}
-		ms, err := strconv.ParseInt(raw, 10, 64)
-		if err != nil {
-			return nil, fmt.Errorf("decode inquiry %s: field %s: %w", id, f.name, err)
-		}
-		*f.dst = time.UnixMilli(ms).UTC()
-	}
-	return inq, nil
+	return &Inquiry{
+		ID:               joinID(handle, r.rest),
+		Status:           persona.Status(r.str[idxStatus]),
+		ReferenceID:      r.str[idxReference],
+		TemplateID:       template,
+		AccountID:        unpackID(r.str[idxAccount]),
+		CreatedAt:        r.time(idxCreatedAt),
+		StartedAt:        r.time(idxStartedAt),
+		CompletedAt:      r.time(idxCompletedAt),
+		ExpiredAt:        r.time(idxExpiredAt),
+		ExpiresAt:        r.time(idxExpiresAt),
+		ExpiresAtDerived: r.has(idxDerived),
+		StatusAt:         r.time(idxStatusAt),
+		UpdatedAt:        r.time(idxUpdatedAt),
+		LastEventID:      unpackID(r.str[idxLastEventID]),
+		LastEventName:    unpackEventName(r.str[idxLastName]),
+		EmailAddress:     r.str[idxEmail],
+		NameFirst:        r.str[idxNameFirst],
+		RemindersSent:    r.reminders(),
+		RemindersDropped: r.str[idxDropped],
+	}, nil
 }
 
 // unixMilli formats t as decimal unix milliseconds, "" for the zero time.

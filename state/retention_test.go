@@ -23,18 +23,9 @@ func sameShard(f *fixture, id string, n int) []string {
 	return out
 }
 
-func (f *fixture) pttl(t *testing.T, id string) time.Duration {
-	t.Helper()
-	d, err := f.client.PTTL(context.Background(), f.store.keys.record(id)).Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d
-}
-
 // TestRetentionAndPII: e-mail and name go when the inquiry becomes final, the record and its
-// dedup data then live Retention (+TTLGrace as a backstop) and are purged, with the
-// counters, by the next apply in their shard (DESIGN.md decision 8).
+// dedup data then live Retention and are purged, with the counters, by the next apply in
+// their shard (DESIGN.md decision 8).
 func TestRetentionAndPII(t *testing.T) {
 	const retention = 48 * time.Hour
 	f := newFixture(t, func(c *Config) { c.Retention = retention })
@@ -46,9 +37,8 @@ func TestRetentionAndPII(t *testing.T) {
 	if got.EmailAddress != email || got.NameFirst != name {
 		t.Errorf("pending record: e-mail %q name %q, want both kept", got.EmailAddress, got.NameFirst)
 	}
-	wantTTL := x.Sub(f.clock.Now()) + retention + TTLGrace
-	if d := f.pttl(t, id); d > wantTTL || d < wantTTL-time.Minute {
-		t.Errorf("pending record TTL %v, want about expires-at + retention + grace = %v", d, wantTTL)
+	if score, ok := f.inExpiry(t, id); !ok || int64(score) != x.UnixMilli() {
+		t.Errorf("expiry index: member %v score %v, want expires-at (the record goes retention after it)", ok, int64(score))
 	}
 
 	f.clock.Add(time.Hour)
@@ -58,14 +48,11 @@ func TestRetentionAndPII(t *testing.T) {
 	if got.EmailAddress != "" || got.NameFirst != "" {
 		t.Errorf("completed record keeps e-mail %q name %q", got.EmailAddress, got.NameFirst)
 	}
-	raw, _ := f.client.HGetAll(context.Background(), f.store.keys.record(id)).Result()
+	raw := f.rawRecord(t, id)
 	for _, field := range []string{fieldEmail, fieldNameFirst} {
 		if _, ok := raw[field]; ok {
 			t.Errorf("completed record still has field %s", field)
 		}
-	}
-	if d := f.pttl(t, id); d > retention+TTLGrace || d < retention+TTLGrace-time.Minute {
-		t.Errorf("completed record TTL %v, want about retention + grace = %v", d, retention+TTLGrace)
 	}
 	if score, ok := f.inRetention(t, id); !ok || int64(score) != completedAt.Add(retention).UnixMilli() {
 		t.Errorf("retention index: member %v score %v, want completion + retention", ok, int64(score))
@@ -142,8 +129,8 @@ func TestDueIndexCleared(t *testing.T) {
 	ctx := context.Background()
 	const id = "inq_due"
 	f.apply(t, ev("evt_1", "inquiry.started", id, t0, base(persona.StatusPending, "itmpl_std")))
-	due := f.store.keys.due(f.store.keys.shard(id))
-	if err := f.client.ZAdd(ctx, due, redisZ(t0.Add(time.Hour), id)).Err(); err != nil {
+	due := f.store.keys.queue(f.store.keys.shard(id))
+	if err := f.client.ZAdd(ctx, due, redisZ(t0.Add(time.Hour), handleOf(id))).Err(); err != nil {
 		t.Fatal(err)
 	}
 	f.apply(t, ev("evt_2", "inquiry.declined", id, t0.Add(time.Minute), base(persona.StatusDeclined, "itmpl_std")))

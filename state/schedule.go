@@ -24,8 +24,11 @@ var claimLua string
 //go:embed schedule_settle.lua
 var settleLua string
 
+//go:embed schedule_backlog.lua
+var backlogLua string
+
 // claimFields is the number of reply entries schedule_claim.lua returns per claim.
-const claimFields = 10
+const claimFields = 4
 
 // Claim is one inquiry whose next reminder is due, claimed by Store.ClaimDue with a lease:
 // until LeaseUntil no other ClaimDue returns it, and only the holder of LeaseToken can settle
@@ -109,12 +112,13 @@ func stageArgument(stages []time.Duration) (string, error) {
 }
 
 // ClaimDue claims, in every shard, up to limitPerShard inquiries whose next reminder is due
-// at or before now, and leases each for lease: its schedule entry is moved to now+lease and a
-// fresh lease token written to its record, atomically per shard (one pipelined EVALSHA per
-// shard). The cost follows the due work: each shard's schedule is read by score with a
-// LIMIT, never scanned. Settle every claim with CompleteReminder, ReleaseClaim or
-// DropReminders before LeaseUntil; a claim left unsettled is due again then and the next
-// ClaimDue takes it over (Claim.TookOver).
+// at or before now, and leases each for lease: it is queued at now+lease and a fresh lease
+// token written to its record, atomically per shard (one pipelined EVALSHA per shard). The
+// cost follows the due work: each shard's queue is read by score and its expiry index from
+// where each stage's sweep stopped, with a LIMIT, never scanned. Settle every claim with
+// CompleteReminder, ReleaseClaim or DropReminders before LeaseUntil; a claim left unsettled
+// is due again then and the next ClaimDue takes it over (Claim.TookOver). Each shard's script
+// also purges a few records whose retention is over (see Purge), by the store's clock.
 //
 // The error is non-nil when lease or limitPerShard is not positive, when Redis failed as a
 // whole (no claims then), or when some shards' scripts failed: then the claims of the other
@@ -129,11 +133,13 @@ func (s *Store) ClaimDue(ctx context.Context, now time.Time, lease time.Duration
 	}
 	token := base64.RawURLEncoding.EncodeToString(raw[:])
 	nowMs := now.UnixMilli()
+	storeNow := s.now().UnixMilli()
 	calls := make([]scriptCall, s.cfg.Shards)
 	for shard := range calls {
 		calls[shard] = scriptCall{
-			keys: []string{s.keys.due(shard)},
-			args: []any{s.keys.recordPrefix(shard), nowMs, lease.Milliseconds(), limitPerShard, token},
+			keys: s.keys.shardKeys(shard),
+			args: []any{nowMs, lease.Milliseconds(), limitPerShard, token, s.stageArg,
+				storeNow, s.cfg.Retention.Milliseconds(), purgeBudget},
 		}
 	}
 	cmds, err := s.runScript(ctx, s.claim, calls)
@@ -156,9 +162,8 @@ func (s *Store) ClaimDue(ctx context.Context, now time.Time, lease time.Duration
 	return claims, nil
 }
 
-// decodeClaims turns one shard's claim script reply into claims. A claim whose expires-at or
-// attempts do not parse is still returned, with the zero value, so that its lease gets
-// settled; the error reports it.
+// decodeClaims turns one shard's claim script reply into claims. A claim whose record does
+// not decode is left out (its lease runs out unsettled); the error reports it.
 func decodeClaims(cmd *redis.Cmd, until time.Time) ([]Claim, error) {
 	reply, err := cmd.StringSlice()
 	if err != nil {
@@ -172,54 +177,54 @@ func decodeClaims(cmd *redis.Cmd, until time.Time) ([]Claim, error) {
 	for i := 0; i < len(reply); i += claimFields {
 		f := reply[i : i+claimFields]
 		c := Claim{
-			InquiryID:    f[0],
-			Status:       persona.Status(f[1]),
-			ReferenceID:  f[3],
-			EmailAddress: f[4],
-			NameFirst:    f[5],
-			LeaseToken:   f[8],
-			LeaseUntil:   until,
-			TookOver:     f[9] == "1",
+			LeaseToken: f[2],
+			LeaseUntil: until,
+			TookOver:   f[3] == "1",
 		}
-		if f[2] != "" {
-			ms, err := strconv.ParseInt(f[2], 10, 64)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("inquiry %s: field %s: %w", c.InquiryID, fieldExpiresAt, err))
-			} else {
-				c.ExpiresAt = time.UnixMilli(ms).UTC()
-			}
+		var r record
+		if err := decodeRecord(f[1], &r); err != nil {
+			// Without the record there is no inquiry id to settle the claim with: its lease
+			// runs out and a later claim takes it over, meeting the same record.
+			errs = append(errs, fmt.Errorf("inquiry with handle %x: %w", f[0], err))
+			continue
 		}
-		if f[6] != "" {
-			c.RemindersSent = strings.Split(f[6], ",")
-		}
-		if f[7] != "" {
-			n, err := strconv.Atoi(f[7])
-			if err != nil {
-				errs = append(errs, fmt.Errorf("inquiry %s: field %s: %w", c.InquiryID, fieldAttempts, err))
-			}
-			c.Attempts = n
-		}
+		c.InquiryID = joinID(f[0], r.rest)
+		c.Status = persona.Status(r.str[idxStatus])
+		c.ReferenceID = r.str[idxReference]
+		c.EmailAddress = r.str[idxEmail]
+		c.NameFirst = r.str[idxNameFirst]
+		c.ExpiresAt = r.time(idxExpiresAt)
+		c.RemindersSent = r.reminders()
+		c.Attempts = int(r.num[idxAttempts])
 		claims = append(claims, c)
 	}
 	return claims, errors.Join(errs...)
 }
 
 // DueBacklog returns how many inquiries have a reminder due at or before now that nobody has
-// claimed (claimed ones are scored at their lease's end): one ZCOUNT per shard in one
-// pipelined round trip, for a gauge. The error is Redis' error.
+// claimed: queued ones due by now (claimed ones are queued at their lease's end) and those
+// that the sweeps of the next ClaimDue would read (an upper bound: the sweeps pass by
+// inquiries whose stage was done in the meantime). One small script per shard in one
+// pipelined round trip, for a gauge; the error is Redis' error.
 func (s *Store) DueBacklog(ctx context.Context, now time.Time) (int64, error) {
-	pipe := s.client.Pipeline()
-	counts := make([]*redis.IntCmd, s.cfg.Shards)
-	hi := strconv.FormatInt(now.UnixMilli(), 10)
-	for shard := range counts {
-		counts[shard] = pipe.ZCount(ctx, s.keys.due(shard), "-inf", hi)
+	calls := make([]scriptCall, s.cfg.Shards)
+	for shard := range calls {
+		calls[shard] = scriptCall{
+			keys: []string{s.keys.expiry(shard), s.keys.queue(shard), s.keys.cursors(shard)},
+			args: []any{now.UnixMilli(), s.stageArg},
+		}
 	}
-	if _, err := pipe.Exec(ctx); err != nil {
+	cmds, err := s.runScript(ctx, s.backlog, calls)
+	if err != nil {
 		return 0, fmt.Errorf("count due reminders: %w", err)
 	}
 	var n int64
-	for _, c := range counts {
-		n += c.Val()
+	for shard, cmd := range cmds {
+		v, err := cmd.Int64()
+		if err != nil {
+			return 0, fmt.Errorf("count due reminders of shard %d: %w", shard, err)
+		}
+		n += v
 	}
 	return n, nil
 }

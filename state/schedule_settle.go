@@ -82,8 +82,8 @@ func (s *Store) settleClaim(ctx context.Context, what string, c Claim, op string
 	}
 	shard := s.keys.shard(c.InquiryID)
 	call := scriptCall{
-		keys: []string{s.keys.recordPrefix(shard) + c.InquiryID, s.keys.due(shard)},
-		args: append([]any{op, c.InquiryID, c.LeaseToken, s.stageArg}, extra...),
+		keys: []string{s.keys.records(shard), s.keys.queue(shard), s.keys.cursors(shard), s.keys.leases(shard)},
+		args: append([]any{op, handleOf(c.InquiryID), c.LeaseToken, s.stageArg}, extra...),
 	}
 	cmds, err := s.runScript(ctx, s.settle, []scriptCall{call})
 	if err != nil {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -19,11 +21,51 @@ func pendingUntil(x time.Time) *snap {
 	return with(base(persona.StatusPending, "itmpl_std"), func(s *snap) { s.StartedAt, s.ExpiresAt = t0, x })
 }
 
-// inDue returns the schedule score of inquiry id as a time, and whether it is scheduled.
+// inDue returns when inquiry id's next reminder is due, and whether it is scheduled: its
+// queue score when it is queued, else the earliest due time of its unsent stages that their
+// sweeps have yet to reach (see lib.lua); a record that is not created/pending, has no
+// expires-at or was dropped is not scheduled.
 func (f *fixture) inDue(t testing.TB, id string) (time.Time, bool) {
 	t.Helper()
-	v, ok := f.score(t, f.store.keys.due(f.store.keys.shard(id)), id)
-	return time.UnixMilli(int64(v)).UTC(), ok
+	shard := f.store.keys.shard(id)
+	if v, ok := f.score(t, f.store.keys.queue(shard), id); ok {
+		return time.UnixMilli(int64(v)).UTC(), true
+	}
+	h := f.rawRecord(t, id)
+	if h == nil || !persona.Status(h[fieldStatus]).Resumable() || h[fieldExpiresAt] == "" || h[fieldDropped] != "" {
+		return time.Time{}, false
+	}
+	x, err := strconv.ParseInt(h[fieldExpiresAt], 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cursors, err := f.client.HGetAll(context.Background(), f.store.keys.cursors(shard)).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent := strings.Split(h[fieldReminders], ",")
+	var best int64
+	found := false
+	for _, d := range f.store.cfg.RemindBefore {
+		name := stageName(d)
+		if slices.Contains(sent, name) {
+			continue
+		}
+		if c, ok := cursors[name]; ok {
+			score, member, _ := strings.Cut(c, ":")
+			cs, err := strconv.ParseInt(score, 10, 64)
+			if err != nil {
+				t.Fatalf("cursor %s = %q", name, c)
+			}
+			if x < cs || (x == cs && handleOf(id) <= member) {
+				continue // passed by the sweep, so it should have been queued
+			}
+		}
+		if at := x - d.Milliseconds(); !found || at < best {
+			best, found = at, true
+		}
+	}
+	return time.UnixMilli(best).UTC(), found
 }
 
 // wantDue fails the test unless inquiry id is scheduled at want (zero: not scheduled).
@@ -159,7 +201,7 @@ func TestScheduleLeaseAndApply(t *testing.T) {
 		}
 	}
 	f.wantDue(t, "inq_b", time.Time{})
-	if v, _ := f.client.HExists(ctx, f.store.keys.record("inq_b"), fieldLease).Result(); v {
+	if ok, _ := f.client.HExists(ctx, f.store.keys.leases(f.store.keys.shard("inq_b")), handleOf("inq_b")).Result(); ok {
 		t.Error("lease field survived the final status")
 	}
 }
@@ -203,8 +245,16 @@ func TestClaimDue(t *testing.T) {
 		tokens[c.LeaseToken] = true
 	}
 
+	byID := func(cs []Claim, id string) Claim {
+		i := slices.IndexFunc(cs, func(c Claim) bool { return c.InquiryID == id })
+		if i < 0 {
+			t.Fatalf("no claim of %s", id)
+		}
+		return cs[i]
+	}
+
 	// inq_0 is settled in time; the others' holder "crashed": after the lease they are taken over.
-	if err := f.store.CompleteReminder(ctx, claims[0], "6h", nil); err != nil {
+	if err := f.store.CompleteReminder(ctx, byID(claims, "inq_0"), "6h", nil); err != nil {
 		t.Fatal(err)
 	}
 	later := now.Add(testLease)
@@ -216,13 +266,6 @@ func TestClaimDue(t *testing.T) {
 		if !c.TookOver {
 			t.Errorf("claim of %s after an unsettled lease: TookOver false", c.InquiryID)
 		}
-	}
-	byID := func(cs []Claim, id string) Claim {
-		i := slices.IndexFunc(cs, func(c Claim) bool { return c.InquiryID == id })
-		if i < 0 {
-			t.Fatalf("no claim of %s", id)
-		}
-		return cs[i]
 	}
 	if err := f.store.CompleteReminder(ctx, byID(claims, "inq_1"), "6h", nil); !errors.Is(err, ErrLeaseLost) {
 		t.Errorf("complete with the old token: %v, want ErrLeaseLost", err)
@@ -270,7 +313,7 @@ func TestClaimDue(t *testing.T) {
 
 	// A member whose record is gone is removed by the claim.
 	f.wantDue(t, "inq_3", byID(taken, "inq_3").LeaseUntil)
-	if err := f.client.Del(ctx, f.store.keys.record("inq_3")).Err(); err != nil {
+	if err := f.client.HDel(ctx, f.store.keys.recordsOf("inq_3"), handleOf("inq_3")).Err(); err != nil {
 		t.Fatal(err)
 	}
 	gone, err := f.store.ClaimDue(ctx, later.Add(testLease), testLease, 100)

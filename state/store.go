@@ -24,15 +24,15 @@ const (
 // 1 hour before an inquiry expires. It returns a new slice on every call.
 func DefaultRemindBefore() []time.Duration { return []time.Duration{6 * time.Hour, time.Hour} }
 
-// TTLGrace is added to every record's TTL beyond its purge deadline. Records are normally
-// deleted by the purge (which keeps the status counters right); the TTL only catches records
-// of shards that see no traffic.
+// TTLGrace was added to every record's TTL beyond its purge deadline.
+//
+// Deprecated: records no longer carry a TTL: they are fields of a per-shard hash, and the
+// purge (run by every apply, every ClaimDue and Store.Purge) deletes them.
 const TTLGrace = time.Hour
 
 const (
-	// rememberedEvents bounds the event ids a record remembers: 6 entries of 10 bytes keep
-	// the field under Redis' default hash-max-listpack-value of 64 bytes. Older ids are
-	// forgotten first; the status and field rules make a forgotten duplicate harmless.
+	// rememberedEvents bounds the event ids a record remembers (7 to 10 bytes each). Older
+	// ids are forgotten first; the status and field rules make a forgotten duplicate harmless.
 	rememberedEvents = 6
 	// purgeBudget is how many due records every apply script purges in its shard.
 	purgeBudget = 4
@@ -53,6 +53,9 @@ var applyLua string
 
 //go:embed purge.lua
 var purgeLua string
+
+//go:embed read.lua
+var readLua string
 
 // Config configures a Store. Zero values take the defaults named in each field.
 type Config struct {
@@ -94,6 +97,8 @@ type Store struct {
 	stageArg string
 	claim    *redis.Script
 	settle   *redis.Script
+	backlog  *redis.Script
+	read     *redis.Script
 }
 
 // New returns a Store on client. It does not contact Redis (use Ping for that); it fails only
@@ -158,6 +163,8 @@ func New(client redis.UniversalClient, cfg Config) (*Store, error) {
 		stageArg: stageArg,
 		claim:    redis.NewScript(libLua + claimLua),
 		settle:   redis.NewScript(libLua + settleLua),
+		backlog:  redis.NewScript(libLua + backlogLua),
+		read:     redis.NewScript(libLua + readLua),
 	}, nil
 }
 
