@@ -20,6 +20,11 @@
 //	<prefix>:{<shard>}:t    HASH  template id <-> the short code records keep instead
 //	<prefix>:{<shard>}:l    HASH  handle -> lease token of the inquiries claimed and not settled
 //
+// This layout shares no key with the earlier one (a hash per inquiry under
+// <prefix>:{<shard>}:i:<id>, and exp, due, ret, n per shard), whose data it does not read:
+// start on an empty prefix, or delete the old keys (the records expire by their TTL, the
+// shard keys do not).
+//
 // The hash tag {<shard>} puts a record, its dedup data and its shard of every index in one
 // Redis Cluster slot, so each script touches one slot (DESIGN.md decision 3). The shard count
 // must never change for a given prefix: a different count files inquiries under other keys.
@@ -48,7 +53,9 @@
 // needs the stage again (it became created/pending again, its expires-at moved earlier, its
 // lease holder finished an earlier stage late) is put into the queue instead, at the stage's
 // due time, and ClaimDue claims queued inquiries before sweeping. Claims are leases in the
-// queue (DESIGN.md decision 5).
+// queue (DESIGN.md decision 5). A shard's first sweep of each stage starts at the beginning of
+// the expiry index; a stage added to Config.RemindBefore later applies to the inquiries whose
+// stage time is still ahead when ClaimDue first meets it (the others get their next stage).
 //
 // # Applying events
 //

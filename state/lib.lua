@@ -149,21 +149,23 @@ end
 --   The leases hash holds the lease token of each claimed one (handle -> token); a leased
 --   inquiry is always queued.
 
--- cursors returns the shard's sweep cursors: stage name -> { score, member }.
+-- cursors returns the shard's sweep cursors: stage name -> { score, member }, or false for a
+-- sweep that starts from the beginning (stored as ''). A stage without a cursor has not been
+-- swept yet (see schedule_claim.lua).
 local function cursors(key)
   local flat = redis.call('HGETALL', key)
   local out = {}
   for i = 1, #flat, 2 do
     local v = flat[i + 1]
     local colon = string.find(v, ':', 1, true)
-    out[flat[i]] = { tonumber(string.sub(v, 1, colon - 1)), string.sub(v, colon + 1) }
+    out[flat[i]] = colon ~= nil and { tonumber(string.sub(v, 1, colon - 1)), string.sub(v, colon + 1) }
   end
   return out
 end
 
 -- passed reports whether a sweep whose cursor is c has gone past (x, id).
 local function passed(c, x, id)
-  if c == nil then return false end
+  if not c then return false end
   return x < c[1] or (x == c[1] and not bytesLess(c[2], id))
 end
 
@@ -188,7 +190,8 @@ local function schedule(queue, curkey, id, rec, stages, fresh)
     local flat, reached = redis.call('HGETALL', curkey), false
     for i = 2, #flat, 2 do
       local v = flat[i]
-      if tonumber(string.sub(v, 1, string.find(v, ':', 1, true) - 1)) >= x then
+      local colon = string.find(v, ':', 1, true)
+      if colon ~= nil and tonumber(string.sub(v, 1, colon - 1)) >= x then
         reached = true
         break
       end
@@ -212,7 +215,7 @@ end
 
 -- position returns how many members of the sorted set x sort at or before cursor c.
 local function position(x, c)
-  if c == nil then return 0 end
+  if not c then return 0 end
   local sc = redis.call('ZSCORE', x, c[2])
   if sc and tonumber(sc) == c[1] then
     return redis.call('ZRANK', x, c[2]) + 1
@@ -234,7 +237,7 @@ end
 -- after returns up to n members of x after cursor c (from the start when nil) whose score is
 -- at most hi, as a flat list member, score, member, score ...
 local function after(x, c, hi, n)
-  if c ~= nil and c[1] > hi then return {} end
+  if c and c[1] > hi then return {} end
   local from = position(x, c)
   local to = math.min(from + n, redis.call('ZCOUNT', x, '-inf', int(hi)))
   if to <= from then return {} end

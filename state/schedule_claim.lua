@@ -55,10 +55,25 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', queue, '-inf', int(now), 'LIMIT'
   end
 end
 
-local curs = nil
-for _, st in ipairs(stageList(ARGV[5])) do
+-- A shard swept for the first time sweeps every stage from the beginning of the expiry index.
+-- A stage added to the configuration later applies to the inquiries whose stage time is still
+-- ahead: its sweep starts after those it is already due for (they get their next stage).
+local stages = stageList(ARGV[5])
+local curs = cursors(curkey)
+local first = next(curs) == nil
+for _, st in ipairs(stages) do
+  if curs[st[1]] == nil then
+    if first then
+      curs[st[1]] = false
+      redis.call('HSET', curkey, st[1], '')
+    else
+      curs[st[1]] = { now + st[2] + 1, '' }
+      redis.call('HSET', curkey, st[1], int(now + st[2] + 1) .. ':')
+    end
+  end
+end
+for _, st in ipairs(stages) do
   if n >= limit then break end
-  curs = curs or cursors(curkey)
   local name, hi = st[1], now + st[2]
   local got = after(exp, curs[name], hi, (limit - n) * 2 + 16)
   local last = nil

@@ -178,21 +178,45 @@ func TestDueBacklogCursorLeft(t *testing.T) {
 	}
 }
 
-// TestSweepStageAddedLater: a stage with no cursor yet (a new store, or a stage added to the
-// configuration) sweeps from the start of the expiry index.
+// TestSweepStageAddedLater: a shard's first sweep of each stage starts at the beginning of the
+// expiry index; a stage added to the configuration later applies to the inquiries whose stage
+// time is still ahead, and the others keep their next stage.
 func TestSweepStageAddedLater(t *testing.T) {
 	f := newFixture(t, func(c *Config) { c.Shards = 1; c.RemindBefore = []time.Duration{time.Hour} })
 	ctx := context.Background()
 	x := t0.Add(24 * time.Hour)
-	f.apply(t, ev("evt_1", "inquiry.started", "inq_a", t0, pendingUntil(x)))
-	if claims, err := f.store.ClaimDue(ctx, x.Add(-2*time.Hour), testLease, 10); err != nil || len(claims) != 0 {
-		t.Fatalf("ClaimDue before the 1h stage = %d claims, %v", len(claims), err)
+	f.apply(t, ev("evt_1", "inquiry.started", "inq_first", t0, pendingUntil(x.Add(-10*time.Hour))))
+	if claims, err := f.store.ClaimDue(ctx, x.Add(-12*time.Hour), testLease, 10); err != nil || len(claims) != 0 {
+		t.Fatalf("ClaimDue at x-12h = %d claims, %v; want none", len(claims), err)
 	}
-	g := fixtureOn(t, f.client, f.prefix, func(c *Config) { c.Shards = 1; c.RemindBefore = []time.Duration{3 * time.Hour, time.Hour} })
-	g.clock = f.clock
-	claims, err := g.store.ClaimDue(ctx, x.Add(-2*time.Hour), testLease, 10)
-	if err != nil || len(claims) != 1 || claims[0].InquiryID != "inq_a" {
-		t.Fatalf("ClaimDue with the 3h stage added = %+v, %v", claims, err)
+
+	f2 := fixtureOn(t, f.client, f.prefix, func(c *Config) { c.Shards = 1; c.RemindBefore = []time.Duration{3 * time.Hour, time.Hour} })
+	f2.apply(t, ev("evt_1", "inquiry.started", "inq_a", t0, pendingUntil(x)))
+	f2.apply(t, ev("evt_1", "inquiry.started", "inq_b", t0, pendingUntil(x.Add(2*time.Hour))))
+	claimed := func(at time.Time) []string {
+		t.Helper()
+		claims, err := f2.store.ClaimDue(ctx, at, testLease, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, c := range claims {
+			ids = append(ids, c.InquiryID)
+			if err := f2.store.CompleteReminder(ctx, c, "", []string{"3h", "1h"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		slices.Sort(ids)
+		return ids
+	}
+	// At x-2h the new 3h stage is past for inq_a (x-3h): not sent; inq_first's 1h stage is
+	// found by the 1h sweep, which started from the beginning.
+	if got, want := claimed(x.Add(-2*time.Hour)), []string{"inq_first"}; !slices.Equal(got, want) {
+		t.Errorf("ClaimDue at x-2h claimed %v, want %v", got, want)
+	}
+	// At x-1h inq_a is due for its 1h stage, inq_b for its 3h stage.
+	if got, want := claimed(x.Add(-time.Hour)), []string{"inq_a", "inq_b"}; !slices.Equal(got, want) {
+		t.Errorf("ClaimDue at x-1h claimed %v, want %v", got, want)
 	}
 }
 

@@ -51,7 +51,7 @@ func (f *fixture) inDue(t testing.TB, id string) (time.Time, bool) {
 		if slices.Contains(sent, name) {
 			continue
 		}
-		if c, ok := cursors[name]; ok {
+		if c, ok := cursors[name]; ok && c != "" {
 			score, member, _ := strings.Cut(c, ":")
 			cs, err := strconv.ParseInt(score, 10, 64)
 			if err != nil {
