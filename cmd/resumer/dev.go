@@ -8,12 +8,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
-
+	"github.com/resumer/resumer/internal/eventstream"
 	"github.com/resumer/resumer/internal/mailcatch"
 	"github.com/resumer/resumer/persona/personatest"
 )
@@ -64,7 +62,7 @@ func devCommand(ctx context.Context, args []string, getenv func(string) string, 
 		if dir == "" {
 			dir = ".resumer"
 		}
-		ns, err := startEmbeddedNATS(filepath.Join(dir, "nats"))
+		ns, err := eventstream.StartEmbedded("resumer-dev", filepath.Join(dir, "nats"))
 		if err != nil {
 			return err
 		}
@@ -185,30 +183,4 @@ func loopback(addr net.Addr) string {
 		return addr.String()
 	}
 	return fmt.Sprintf("127.0.0.1:%d", tcp.Port)
-}
-
-// startEmbeddedNATS runs an in-process NATS server with JetStream on a free loopback port,
-// storing under dir.
-func startEmbeddedNATS(dir string) (*server.Server, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("create nats data dir: %w", err)
-	}
-	ns, err := server.NewServer(&server.Options{
-		ServerName: "resumer-dev",
-		Host:       "127.0.0.1",
-		Port:       server.RANDOM_PORT,
-		JetStream:  true,
-		StoreDir:   dir,
-		NoLog:      true,
-		NoSigs:     true,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("start embedded nats: %w", err)
-	}
-	ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		ns.Shutdown()
-		return nil, fmt.Errorf("start embedded nats: not ready after 10s")
-	}
-	return ns, nil
 }

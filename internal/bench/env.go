@@ -68,30 +68,6 @@ func newRunID() (string, uint64) {
 	return hex.EncodeToString(b[:4]), binary.LittleEndian.Uint64(b[:])
 }
 
-// startNATS runs an in-process NATS server with JetStream on a free loopback port, storing
-// under dir.
-func startNATS(dir string) (*server.Server, error) {
-	ns, err := server.NewServer(&server.Options{
-		ServerName: "resumer-bench",
-		Host:       "127.0.0.1",
-		Port:       server.RANDOM_PORT,
-		JetStream:  true,
-		StoreDir:   dir,
-		NoLog:      true,
-		NoSigs:     true,
-		// The default 1 MB max_payload is plenty for 4 KB events.
-	})
-	if err != nil {
-		return nil, fmt.Errorf("start embedded nats: %w", err)
-	}
-	ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		ns.Shutdown()
-		return nil, errors.New("start embedded nats: not ready after 10s")
-	}
-	return ns, nil
-}
-
 // connectNATS opens a connection for one role of a scenario (the receiver, the worker, the
 // load generator), as the service opens one per process.
 func connectNATS(url, name string) (*nats.Conn, jetstream.JetStream, error) {

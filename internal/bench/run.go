@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/resumer/resumer/internal/eventstream"
 )
 
 // Scenarios are the scenario names, in the order Run runs them.
@@ -110,7 +112,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			return nil, err
 		}
 		defer removeAll(dir, e.log)
-		ns, err := startNATS(filepath.Join(dir, "nats"))
+		ns, err := eventstream.StartEmbedded("resumer-bench", filepath.Join(dir, "nats"))
 		if err != nil {
 			return nil, err
 		}
