@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -38,24 +37,6 @@ var testKeys = map[string]string{
 // testRedirectURI is the redirect-uri every test server adds to hosted flow URLs.
 const testRedirectURI = "https://app.example.com/verified"
 
-// syncBuffer is a bytes.Buffer safe for concurrent writers: the log sink of a test.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // countingStore counts the inquiry lookups reaching the store, for the "400 before any
 // lookup" rule.
 type countingStore struct {
@@ -80,7 +61,7 @@ type env struct {
 	http    *httptest.Server
 	client  *http.Client
 	signer  notify.RedirectSigner
-	logs    *syncBuffer
+	logs    *testenv.Buffer
 	reg     *prometheus.Registry
 	applied map[string]bool
 }
@@ -99,7 +80,7 @@ func newEnv(t *testing.T, cfg *envConfig) *env {
 	if cfg == nil {
 		cfg = &envConfig{}
 	}
-	logs := &syncBuffer{}
+	logs := &testenv.Buffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	sim := personatest.NewServer(t, cfg.sim)
 	rdb, prefix := cfg.rdb, testenv.Prefix(t)

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/resumer/resumer/internal/testenv"
 	"github.com/resumer/resumer/persona"
 	"github.com/resumer/resumer/persona/personatest"
 )
@@ -59,7 +60,7 @@ func TestClientMalformedResponses(t *testing.T) {
 		w.Header().Set("Request-Id", "req_test")
 		w.Write([]byte(bodies[r.URL.Path]))
 	}))
-	logs := &syncBuffer{}
+	logs := &testenv.Buffer{}
 	c, err := persona.NewClient(persona.ClientOptions{BaseURL: srv, APIKey: "k", InitialBackoff: time.Millisecond,
 		Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	must(t, err)

@@ -1,7 +1,6 @@
 package persona_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -14,30 +13,13 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/resumer/resumer/internal/testenv"
 	"github.com/resumer/resumer/persona"
 	"github.com/resumer/resumer/persona/personatest"
 )
 
-// syncBuffer is a bytes.Buffer safe for a logger used from several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // newClient returns a client of sim with fast retries and a debug logger into logs.
-func newClient(t *testing.T, sim *personatest.Server, logs *syncBuffer, mutate func(*persona.ClientOptions)) *persona.Client {
+func newClient(t *testing.T, sim *personatest.Server, logs *testenv.Buffer, mutate func(*persona.ClientOptions)) *persona.Client {
 	t.Helper()
 	opts := persona.ClientOptions{
 		BaseURL:        sim.URL(),
@@ -97,7 +79,7 @@ func must(t *testing.T, err error) {
 
 func TestClientResumeByStatus(t *testing.T) {
 	sim := personatest.NewServer(t, personatest.Options{})
-	logs := &syncBuffer{}
+	logs := &testenv.Buffer{}
 	c := newClient(t, sim, logs, nil)
 	ctx := context.Background()
 	var tokens []string
@@ -233,7 +215,7 @@ func TestClientSessionLimitIsFinal(t *testing.T) {
 
 func TestClientUnauthorizedLogsOnce(t *testing.T) {
 	sim := personatest.NewServer(t, personatest.Options{})
-	logs := &syncBuffer{}
+	logs := &testenv.Buffer{}
 	c := newClient(t, sim, logs, func(o *persona.ClientOptions) { o.APIKey = "persona_sandbox_wrong" })
 	inq := sim.CreateInquiry(personatest.InquiryParams{})
 	for range 3 {

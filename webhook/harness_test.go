@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -39,7 +38,7 @@ type harness struct {
 	stream jetstream.Stream
 	name   string
 	reg    *prometheus.Registry
-	logs   *syncBuffer
+	logs   *testenv.Buffer
 	srv    *httptest.Server
 	sent   []string // every v1 the test sent, none of which may reach a log line
 }
@@ -61,7 +60,7 @@ func newHarness(t *testing.T, s *server.Server, configure func(*webhook.Options)
 	if err != nil {
 		t.Fatalf("jetstream: %v", err)
 	}
-	h := &harness{nats: s, nc: nc, js: js, name: testenv.Prefix(t), reg: prometheus.NewRegistry(), logs: &syncBuffer{}}
+	h := &harness{nats: s, nc: nc, js: js, name: testenv.Prefix(t), reg: prometheus.NewRegistry(), logs: &testenv.Buffer{}}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if h.stream, err = eventstream.Ensure(ctx, js, eventstream.Config{Name: h.name}); err != nil {
@@ -186,22 +185,4 @@ type publisherFunc func(ctx context.Context, msg *nats.Msg) (*jetstream.PubAck, 
 
 func (f publisherFunc) PublishMsg(ctx context.Context, msg *nats.Msg, _ ...jetstream.PublishOpt) (*jetstream.PubAck, error) {
 	return f(ctx, msg)
-}
-
-// syncBuffer is a bytes.Buffer safe for the handler goroutines and the test to share.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

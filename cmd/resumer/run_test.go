@@ -9,31 +9,12 @@ import (
 	"os"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/resumer/resumer/internal/testenv"
 	"github.com/resumer/resumer/webhook"
 )
-
-// syncBuffer is an io.Writer safe for the concurrent writes of a running server.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // waitFor polls until cond is true or fails the test after timeout.
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
@@ -52,10 +33,10 @@ var listenRE = regexp.MustCompile(`resumer: (\w+) listening on (http://\S+)`)
 // startApp runs `resumer <args>` in the background and returns the URLs of its listeners by
 // name ("http", "admin"), a function that stops it and returns run's error, its stderr and its
 // stdout.
-func startApp(t *testing.T, args []string, environ map[string]string) (map[string]string, func() error, *syncBuffer, *syncBuffer) {
+func startApp(t *testing.T, args []string, environ map[string]string) (map[string]string, func() error, *testenv.Buffer, *testenv.Buffer) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	stdout, stderr := &syncBuffer{}, &syncBuffer{}
+	stdout, stderr := &testenv.Buffer{}, &testenv.Buffer{}
 	done := make(chan struct{})
 	var runErr error
 	go func() {
