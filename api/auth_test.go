@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/resumer/resumer/notify"
+	"github.com/resumer/resumer/link"
 	"github.com/resumer/resumer/persona/personatest"
 )
 
@@ -157,7 +157,7 @@ func TestNewRejectsBadOptions(t *testing.T) {
 		{"relative hosted flow url", func(o *Options) { o.HostedFlowURL = "/verify" }},
 		{"bad redirect uri", func(o *Options) { o.RedirectURI = "ftp://x" }},
 		{"short redirect secret", func(o *Options) {
-			o.Redirect = &notify.RedirectSigner{Secret: []byte("short"), PublicURL: "https://r.example.com"}
+			o.Redirect = &link.Signer{Secret: []byte("short"), PublicURL: "https://r.example.com"}
 		}},
 		{"duplicate key", func(o *Options) { o.Keys = append(e.server.keys[:1:1], e.server.keys[0]) }},
 	} {

@@ -12,7 +12,7 @@
 //	                                          session_expires_at (the JWT's exp),
 //	                                          inquiry_expires_at and hosted_flow_url.
 //	                                          Scope sessions:create. Body: none or a JSON object.
-//	GET  /r/{token}                           a notify.RedirectSigner link: 302 to the hosted
+//	GET  /r/{token}                           a link.Signer link: 302 to the hosted
 //	                                          flow with a fresh token, or a small HTML page.
 //
 // # Resume rules

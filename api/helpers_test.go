@@ -18,7 +18,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/resumer/resumer/internal/testenv"
-	"github.com/resumer/resumer/notify"
+	"github.com/resumer/resumer/link"
 	"github.com/resumer/resumer/persona"
 	"github.com/resumer/resumer/persona/personatest"
 	"github.com/resumer/resumer/state"
@@ -60,7 +60,7 @@ type env struct {
 	server  *Server
 	http    *httptest.Server
 	client  *http.Client
-	signer  notify.RedirectSigner
+	signer  link.Signer
 	logs    *testenv.Buffer
 	reg     *prometheus.Registry
 	applied map[string]bool
@@ -110,7 +110,7 @@ func newEnv(t *testing.T, cfg *envConfig) *env {
 	}
 	e := &env{t: t, sim: sim, rdb: rdb, store: &countingStore{Store: st}, logs: logs,
 		reg: prometheus.NewRegistry(), applied: map[string]bool{}}
-	e.signer = notify.RedirectSigner{Secret: bytes.Repeat([]byte("k"), 32), PublicURL: "http://resumer.test"}
+	e.signer = link.Signer{Secret: bytes.Repeat([]byte("k"), 32), PublicURL: "http://resumer.test"}
 	opts := Options{
 		Store:       e.store,
 		Persona:     pc,

@@ -7,7 +7,7 @@ import (
 	"html/template"
 	"net/http"
 
-	"github.com/resumer/resumer/notify"
+	"github.com/resumer/resumer/link"
 )
 
 // maxLinkTokenLen bounds the /r/ token verified: notify's tokens are a few dozen characters.
@@ -72,7 +72,7 @@ func (s *Server) serveRedirect(w http.ResponseWriter, r *http.Request, rq *reque
 	}
 	claims, err := s.signer.Verify(token, s.now())
 	switch {
-	case errors.Is(err, notify.ErrLinkExpired):
+	case errors.Is(err, link.ErrExpired):
 		rq.inquiryID = claims.InquiryID
 		s.writePage(w, rq, pageLinkExpired, nil)
 		return
@@ -120,7 +120,7 @@ func (s *Server) serveRedirect(w http.ResponseWriter, r *http.Request, rq *reque
 		return
 	}
 	h := w.Header()
-	h.Set("Location", notify.HostedFlowURL(s.hostedFlowURL, inq.ID, sess.Token, s.redirectURI))
+	h.Set("Location", link.HostedFlowURL(s.hostedFlowURL, inq.ID, sess.Token, s.redirectURI))
 	w.WriteHeader(http.StatusFound)
 }
 

@@ -10,7 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/resumer/resumer/internal/testenv"
-	"github.com/resumer/resumer/notify"
+	"github.com/resumer/resumer/link"
 	"github.com/resumer/resumer/persona/personatest"
 )
 
@@ -102,7 +102,7 @@ func TestRedirectFailurePages(t *testing.T) {
 	if tampered[len(tampered)/2] == '/' || tampered[len(tampered)/2] == '.' {
 		tampered[len(tampered)/2] = 'A'
 	}
-	foreign := notify.RedirectSigner{Secret: []byte(strings.Repeat("x", 32))}.Token(live, "1h", e.sim.Now().Add(time.Hour))
+	foreign := link.Signer{Secret: []byte(strings.Repeat("x", 32))}.Token(live, "1h", e.sim.Now().Add(time.Hour))
 	for _, tc := range []struct {
 		name  string
 		token string

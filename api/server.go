@@ -13,7 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/resumer/resumer/notify"
+	"github.com/resumer/resumer/link"
 	"github.com/resumer/resumer/persona"
 	"github.com/resumer/resumer/state"
 )
@@ -118,13 +118,13 @@ type Options struct {
 	// DefaultResumeTimeout when zero.
 	ResumeTimeout time.Duration
 	// HostedFlowURL is the base of the hosted flow URLs handed out;
-	// notify.DefaultHostedFlowURL when empty.
+	// link.DefaultHostedFlowURL when empty.
 	HostedFlowURL string
 	// RedirectURI, when set, is added to hosted flow URLs as redirect-uri: where Persona
 	// sends the user when the flow ends.
 	RedirectURI string
 	// Redirect verifies /r/ links; nil leaves /r/ unregistered.
-	Redirect *notify.RedirectSigner
+	Redirect *link.Signer
 	// Now is the clock of the resume rules and of link expiry; time.Now when nil.
 	Now func() time.Time
 	// Logger receives one line per request (route, status, code, key name, inquiry id; never
@@ -148,7 +148,7 @@ type Server struct {
 	resumeTimeout time.Duration
 	hostedFlowURL string
 	redirectURI   string
-	signer        *notify.RedirectSigner
+	signer        *link.Signer
 	now           func() time.Time
 	logger        *slog.Logger
 	metrics       metrics
@@ -178,7 +178,7 @@ func New(opts Options) (*Server, error) {
 		mintWindow:    cmp.Or(opts.MintWindow, DefaultMintWindow),
 		keyRate:       cmp.Or(opts.KeyRate, DefaultKeyRate),
 		resumeTimeout: cmp.Or(opts.ResumeTimeout, DefaultResumeTimeout),
-		hostedFlowURL: cmp.Or(opts.HostedFlowURL, notify.DefaultHostedFlowURL),
+		hostedFlowURL: cmp.Or(opts.HostedFlowURL, link.DefaultHostedFlowURL),
 		redirectURI:   opts.RedirectURI,
 		signer:        opts.Redirect,
 		now:           opts.Now,

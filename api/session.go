@@ -10,7 +10,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/resumer/resumer/notify"
+	"github.com/resumer/resumer/link"
 	"github.com/resumer/resumer/persona"
 	"github.com/resumer/resumer/state"
 )
@@ -52,7 +52,7 @@ func (s *Server) serveSessions(w http.ResponseWriter, r *http.Request, rq *reque
 		InquiryID:        inq.ID,
 		SessionToken:     sess.Token,
 		SessionExpiresAt: sess.ExpiresAt.UTC(),
-		HostedFlowURL:    notify.HostedFlowURL(s.hostedFlowURL, inq.ID, sess.Token, s.redirectURI),
+		HostedFlowURL:    link.HostedFlowURL(s.hostedFlowURL, inq.ID, sess.Token, s.redirectURI),
 	}
 	if at := inquiryExpiresAt(sess, inq); !at.IsZero() {
 		view.InquiryExpiresAt = &at

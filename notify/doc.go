@@ -9,9 +9,9 @@
 // metrics. A Channel makes one attempt to deliver one Reminder and says, Alertmanager style,
 // whether a retry may succeed: Send(ctx, r) (retry bool, err error).
 //
-// Links (link.go) come in three modes (LinkMode): Persona's hosted flow with a session token
-// (HostedFlowURL), Persona's one-time link, or a signed, expiring link to resumer's own /r/
-// endpoint (RedirectSigner) that mints the token only when clicked.
+// Links come in three modes (LinkMode, linkmode.go): Persona's hosted flow with a session token
+// (link.HostedFlowURL), Persona's one-time link, or a signed, expiring link to resumer's own /r/
+// endpoint (link.Signer) that mints the token only when clicked.
 //
 // Secrets and personal data: the e-mail address and the link (which may carry a session
 // token) go into the message and nowhere else. No log line, metric label or returned error

@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/resumer/resumer/link"
 	"github.com/resumer/resumer/persona"
 	"github.com/resumer/resumer/state"
 )
@@ -92,12 +93,12 @@ type SchedulerOptions struct {
 	ClaimLimit int
 	// LinkMode chooses the link (DESIGN.md decision 7); LinkSessionToken when empty.
 	LinkMode LinkMode
-	// HostedFlowURL is the base of LinkSessionToken links; DefaultHostedFlowURL when empty.
+	// HostedFlowURL is the base of LinkSessionToken links; link.DefaultHostedFlowURL when empty.
 	HostedFlowURL string
 	// RedirectURI, when set, is passed to the hosted flow as redirect-uri.
 	RedirectURI string
 	// Redirect signs the links of LinkRedirect; required in that mode.
-	Redirect *RedirectSigner
+	Redirect *link.Signer
 	// Now is the clock for due times, expiries and leases; time.Now when nil.
 	Now func() time.Time
 	// Logger gets a line per outcome other than sent (debug for sent); nothing secret or
@@ -161,7 +162,7 @@ type Scheduler struct {
 	mode         LinkMode
 	hostedURL    string
 	redirectURI  string
-	redirect     *RedirectSigner
+	redirect     *link.Signer
 	now          func() time.Time
 	log          *slog.Logger
 	metrics      schedulerMetrics

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/resumer/resumer/link"
 	"github.com/resumer/resumer/persona"
 	"github.com/resumer/resumer/state"
 )
@@ -169,7 +170,7 @@ func (s *Scheduler) link(ctx context.Context, c state.Claim, st Stage) (string, 
 		if !sess.ExpiresAt.IsZero() {
 			expires = sess.ExpiresAt
 		}
-		return HostedFlowURL(s.hostedURL, c.InquiryID, sess.Token, s.redirectURI), expires, nil
+		return link.HostedFlowURL(s.hostedURL, c.InquiryID, sess.Token, s.redirectURI), expires, nil
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/resumer/resumer/link"
 	"github.com/resumer/resumer/persona"
 	"github.com/resumer/resumer/persona/personatest"
 	"github.com/resumer/resumer/state"
@@ -292,7 +293,7 @@ func TestSchedulerPersonaConflict(t *testing.T) {
 
 // TestSchedulerLinkModes checks the one-time-link and redirect modes end to end.
 func TestSchedulerLinkModes(t *testing.T) {
-	signer := &RedirectSigner{Secret: []byte(strings.Repeat("k", MinRedirectSecretLen)), PublicURL: "https://resume.example.com"}
+	signer := &link.Signer{Secret: []byte(strings.Repeat("k", link.MinSecretLen)), PublicURL: "https://resume.example.com"}
 	t.Run("redirect", func(t *testing.T) {
 		e := newSchedEnv(t)
 		inq := e.pending(t, personatest.InquiryParams{EmailAddress: "jane@example.com"})
@@ -345,7 +346,7 @@ func TestNewSchedulerValidates(t *testing.T) {
 		"no persona":          func(o *SchedulerOptions) { o.Persona = nil },
 		"redirect, no signer": func(o *SchedulerOptions) { o.LinkMode = LinkRedirect },
 		"redirect, weak signer": func(o *SchedulerOptions) {
-			o.LinkMode, o.Redirect = LinkRedirect, &RedirectSigner{Secret: []byte("short"), PublicURL: "https://x.example"}
+			o.LinkMode, o.Redirect = LinkRedirect, &link.Signer{Secret: []byte("short"), PublicURL: "https://x.example"}
 		},
 		"unknown mode":     func(o *SchedulerOptions) { o.LinkMode = "carrier-pigeon" },
 		"zero stage":       func(o *SchedulerOptions) { o.Stages = []time.Duration{0} },

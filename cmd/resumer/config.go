@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/resumer/resumer/api"
+	"github.com/resumer/resumer/link"
 	"github.com/resumer/resumer/notify"
 )
 
@@ -218,13 +219,13 @@ var settings = []setting{
 			c.LinkMode = m
 			return err
 		}},
-	{env: "RESUMER_HOSTED_FLOW_URL", def: notify.DefaultHostedFlowURL, usage: "Persona hosted flow that session-token links open", set: setHTTPURL(func(c *config) *string { return &c.HostedFlowURL })},
+	{env: "RESUMER_HOSTED_FLOW_URL", def: link.DefaultHostedFlowURL, usage: "Persona hosted flow that session-token links open", set: setHTTPURL(func(c *config) *string { return &c.HostedFlowURL })},
 	{env: "RESUMER_REDIRECT_URI", usage: "where the hosted flow sends the user when done (redirect-uri)", set: setHTTPURL(func(c *config) *string { return &c.RedirectURI })},
 	{env: "RESUMER_PUBLIC_URL", usage: "public base URL of this service, for redirect links (/r/...)", set: setHTTPURL(func(c *config) *string { return &c.PublicURL })},
 	{env: "RESUMER_LINK_SECRET", usage: "key (at least 32 bytes) signing redirect links", secret: true,
 		set: func(c *config, v string) error {
-			if v != "" && len(v) < notify.MinRedirectSecretLen {
-				return fmt.Errorf("want at least %d bytes", notify.MinRedirectSecretLen)
+			if v != "" && len(v) < link.MinSecretLen {
+				return fmt.Errorf("want at least %d bytes", link.MinSecretLen)
 			}
 			c.LinkSecret = []byte(v)
 			return nil

@@ -10,6 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/resumer/resumer/api"
+	"github.com/resumer/resumer/link"
 	"github.com/resumer/resumer/notify"
 	"github.com/resumer/resumer/persona"
 	"github.com/resumer/resumer/state"
@@ -117,14 +118,14 @@ func newScheduler(cfg *config, rdb redis.UniversalClient, logger *slog.Logger, r
 }
 
 // redirectSigner builds the signer of /r/ links from RESUMER_PUBLIC_URL and RESUMER_LINK_SECRET.
-func redirectSigner(cfg *config) (*notify.RedirectSigner, error) {
+func redirectSigner(cfg *config) (*link.Signer, error) {
 	if cfg.PublicURL == "" {
 		return nil, errors.New("RESUMER_PUBLIC_URL: required for redirect links")
 	}
 	if len(cfg.LinkSecret) == 0 {
 		return nil, errors.New("RESUMER_LINK_SECRET: required for redirect links")
 	}
-	s := &notify.RedirectSigner{Secret: cfg.LinkSecret, PublicURL: cfg.PublicURL}
+	s := &link.Signer{Secret: cfg.LinkSecret, PublicURL: cfg.PublicURL}
 	if err := s.Validate(); err != nil {
 		return nil, fmt.Errorf("RESUMER_LINK_SECRET: %w", err)
 	}

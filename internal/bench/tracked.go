@@ -12,6 +12,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/resumer/resumer/link"
 	"github.com/resumer/resumer/notify"
 	"github.com/resumer/resumer/persona"
 	"github.com/resumer/resumer/state"
@@ -198,7 +199,7 @@ func (e *env) runTracked(ctx context.Context, o TrackedOptions) ([]*Table, error
 		return nil, err
 	}
 	base := time.Now().UTC().Truncate(time.Millisecond)
-	secret := make([]byte, notify.MinRedirectSecretLen)
+	secret := make([]byte, link.MinSecretLen)
 	rand.Read(secret)
 	// claimAt is the clock of the claims: it moves past every lease, so the same due
 	// inquiries are due again at the next ClaimDue.
@@ -273,7 +274,7 @@ func (e *env) runTracked(ctx context.Context, o TrackedOptions) ([]*Table, error
 			Store:      store,
 			Channels:   []notify.Channel{nopChannel{}},
 			LinkMode:   notify.LinkRedirect,
-			Redirect:   &notify.RedirectSigner{Secret: secret, PublicURL: "http://127.0.0.1:9"},
+			Redirect:   &link.Signer{Secret: secret, PublicURL: "http://127.0.0.1:9"},
 			ClaimLimit: o.Due,
 			Now:        func() time.Time { return sweepNow },
 		})

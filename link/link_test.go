@@ -1,4 +1,4 @@
-package notify
+package link
 
 import (
 	"encoding/base64"
@@ -42,19 +42,8 @@ func TestHostedFlowURL(t *testing.T) {
 	}
 }
 
-func TestParseLinkMode(t *testing.T) {
-	for _, s := range []string{"session-token", "one-time-link", "redirect"} {
-		if m, err := ParseLinkMode(s); err != nil || string(m) != s {
-			t.Errorf("ParseLinkMode(%q) = %q, %v", s, m, err)
-		}
-	}
-	if _, err := ParseLinkMode("token"); err == nil {
-		t.Error("ParseLinkMode(token) succeeded, want an error")
-	}
-}
-
-func TestRedirectSignerRoundTrip(t *testing.T) {
-	s := RedirectSigner{Secret: testSecret, PublicURL: "https://resume.example.com/"}
+func TestSignerRoundTrip(t *testing.T) {
+	s := Signer{Secret: testSecret, PublicURL: "https://resume.example.com/"}
 	exp := time.Date(2026, 1, 6, 10, 0, 0, 0, time.UTC)
 	link := s.Sign("inq_abc", "6h", exp.Add(400*time.Millisecond))
 	token, ok := strings.CutPrefix(link, "https://resume.example.com/r/")
@@ -68,7 +57,7 @@ func TestRedirectSignerRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Verify: %v", err)
 	}
-	want := RedirectClaims{InquiryID: "inq_abc", Stage: "6h", ExpiresAt: exp}
+	want := Claims{InquiryID: "inq_abc", Stage: "6h", ExpiresAt: exp}
 	if got != want {
 		t.Errorf("claims = %+v, want %+v", got, want)
 	}
@@ -78,14 +67,14 @@ func TestRedirectSignerRoundTrip(t *testing.T) {
 // verifying after an upgrade. The token was computed independently of this package.
 func TestRedirectTokenFormatIsStable(t *testing.T) {
 	const want = "AcD05pUNAjZoaW5xXzNkS0hRelBGckJiQlNEYXhnc25ESkZyVeCfqoCHaqdLmUbgbINoX3g"
-	s := RedirectSigner{Secret: testSecret}
+	s := Signer{Secret: testSecret}
 	if got := s.Token("inq_3dKHQzPFrBbBSDaxgsnDJFrU", "6h", time.Unix(1767693600, 0)); got != want {
 		t.Errorf("Token = %s, want %s", got, want)
 	}
 }
 
-func TestRedirectSignerVerifyFailures(t *testing.T) {
-	s := RedirectSigner{Secret: testSecret, PublicURL: "https://resume.example.com"}
+func TestSignerVerifyFailures(t *testing.T) {
+	s := Signer{Secret: testSecret, PublicURL: "https://resume.example.com"}
 	exp := time.Date(2026, 1, 6, 10, 0, 0, 0, time.UTC)
 	now := exp.Add(-time.Hour)
 	token := s.Token("inq_abc", "1h", exp)
@@ -101,23 +90,23 @@ func TestRedirectSignerVerifyFailures(t *testing.T) {
 
 	tests := []struct {
 		name   string
-		signer RedirectSigner
+		signer Signer
 		token  string
 		now    time.Time
 		want   error
 	}{
-		{name: "tampered payload", signer: s, token: flip(len(raw) - redirectMACLen - 1), now: now, want: ErrLinkSignature},
-		{name: "tampered expiry", signer: s, token: flip(1), now: now, want: ErrLinkSignature},
-		{name: "tampered mac", signer: s, token: flip(len(raw) - 1), now: now, want: ErrLinkSignature},
-		{name: "wrong secret", signer: RedirectSigner{Secret: []byte(strings.Repeat("x", 32))}, token: token, now: now, want: ErrLinkSignature},
-		{name: "short secret verifies nothing", signer: RedirectSigner{Secret: testSecret[:16]}, token: token, now: now, want: ErrLinkSignature},
-		{name: "expired at expiry", signer: s, token: token, now: exp, want: ErrLinkExpired},
-		{name: "expired after", signer: s, token: token, now: exp.Add(time.Hour), want: ErrLinkExpired},
-		{name: "malformed base64", signer: s, token: "not*base64!", now: now, want: ErrLinkMalformed},
-		{name: "padded base64", signer: s, token: token + "=", now: now, want: ErrLinkMalformed},
-		{name: "empty", signer: s, token: "", now: now, want: ErrLinkMalformed},
-		{name: "truncated", signer: s, token: token[:20], now: now, want: ErrLinkMalformed},
-		{name: "unknown version", signer: s, token: flip(0), now: now, want: ErrLinkMalformed},
+		{name: "tampered payload", signer: s, token: flip(len(raw) - redirectMACLen - 1), now: now, want: ErrSignature},
+		{name: "tampered expiry", signer: s, token: flip(1), now: now, want: ErrSignature},
+		{name: "tampered mac", signer: s, token: flip(len(raw) - 1), now: now, want: ErrSignature},
+		{name: "wrong secret", signer: Signer{Secret: []byte(strings.Repeat("x", 32))}, token: token, now: now, want: ErrSignature},
+		{name: "short secret verifies nothing", signer: Signer{Secret: testSecret[:16]}, token: token, now: now, want: ErrSignature},
+		{name: "expired at expiry", signer: s, token: token, now: exp, want: ErrExpired},
+		{name: "expired after", signer: s, token: token, now: exp.Add(time.Hour), want: ErrExpired},
+		{name: "malformed base64", signer: s, token: "not*base64!", now: now, want: ErrMalformed},
+		{name: "padded base64", signer: s, token: token + "=", now: now, want: ErrMalformed},
+		{name: "empty", signer: s, token: "", now: now, want: ErrMalformed},
+		{name: "truncated", signer: s, token: token[:20], now: now, want: ErrMalformed},
+		{name: "unknown version", signer: s, token: flip(0), now: now, want: ErrMalformed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -129,16 +118,16 @@ func TestRedirectSignerVerifyFailures(t *testing.T) {
 	}
 }
 
-func TestRedirectSignerValidate(t *testing.T) {
+func TestSignerValidate(t *testing.T) {
 	tests := []struct {
 		name    string
-		s       RedirectSigner
+		s       Signer
 		wantErr bool
 	}{
-		{"ok", RedirectSigner{Secret: testSecret, PublicURL: "https://resume.example.com"}, false},
-		{"short secret", RedirectSigner{Secret: testSecret[:31], PublicURL: "https://resume.example.com"}, true},
-		{"relative url", RedirectSigner{Secret: testSecret, PublicURL: "/resume"}, true},
-		{"other scheme", RedirectSigner{Secret: testSecret, PublicURL: "ftp://resume.example.com"}, true},
+		{"ok", Signer{Secret: testSecret, PublicURL: "https://resume.example.com"}, false},
+		{"short secret", Signer{Secret: testSecret[:31], PublicURL: "https://resume.example.com"}, true},
+		{"relative url", Signer{Secret: testSecret, PublicURL: "/resume"}, true},
+		{"other scheme", Signer{Secret: testSecret, PublicURL: "ftp://resume.example.com"}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -149,19 +138,19 @@ func TestRedirectSignerValidate(t *testing.T) {
 	}
 }
 
-func TestRedirectSignerSignPanicsOnShortSecret(t *testing.T) {
+func TestSignerSignPanicsOnShortSecret(t *testing.T) {
 	defer func() {
 		if recover() == nil {
 			t.Error("Sign with a short secret did not panic")
 		}
 	}()
-	RedirectSigner{Secret: []byte("short")}.Sign("inq_1", "6h", time.Now())
+	Signer{Secret: []byte("short")}.Sign("inq_1", "6h", time.Now())
 }
 
-// FuzzRedirectVerify checks that Verify never panics on any token, and that any token Sign
+// FuzzVerify checks that Verify never panics on any token, and that any token Sign
 // makes verifies back to what was signed while unexpired.
-func FuzzRedirectVerify(f *testing.F) {
-	s := RedirectSigner{Secret: testSecret, PublicURL: "https://resume.example.com"}
+func FuzzVerify(f *testing.F) {
+	s := Signer{Secret: testSecret, PublicURL: "https://resume.example.com"}
 	exp := time.Date(2026, 1, 6, 10, 0, 0, 0, time.UTC)
 	f.Add(s.Token("inq_abc", "6h", exp), "inq_abc", "6h", exp.Unix())
 	f.Add("AQ", "", "", int64(0))
