@@ -35,8 +35,11 @@ type APIKey struct {
 	Hash [sha256.Size]byte
 	// Scopes are the routes the key may use.
 	Scopes []Scope
-	// ReferencePrefix, when not empty, limits the key to inquiries whose reference id starts
-	// with it: the customer or organisation the key belongs to (PERSONA.md §8).
+	// ReferencePrefix, when not empty, limits the key to inquiries whose reference id is
+	// the prefix itself or starts with it at a delimiter (ReferenceDelimiters): the customer or
+	// organisation the key belongs to (PERSONA.md §8). "acme" covers "acme", "acme-1" and
+	// "acme:1" but not "acmecorp-1"; a prefix that ends in a delimiter ("acme-") covers what
+	// starts with it.
 	ReferencePrefix string
 	// Revoked keys are answered 401 like unknown ones, and logged by name.
 	Revoked bool
@@ -45,9 +48,22 @@ type APIKey struct {
 // allows reports whether the key grants scope.
 func (k *APIKey) allows(scope Scope) bool { return slices.Contains(k.Scopes, scope) }
 
-// covers reports whether the key may touch an inquiry with this reference id.
+// ReferenceDelimiters are the characters at which a reference id may continue after a key's
+// ReferencePrefix.
+const ReferenceDelimiters = "-_:/."
+
+// covers reports whether the key may touch an inquiry with this reference id: no prefix, the
+// prefix exactly, or the prefix followed by (or ending in) one of ReferenceDelimiters.
 func (k *APIKey) covers(referenceID string) bool {
-	return k.ReferencePrefix == "" || strings.HasPrefix(referenceID, k.ReferencePrefix)
+	p := k.ReferencePrefix
+	switch {
+	case p == "" || referenceID == p:
+		return true
+	case !strings.HasPrefix(referenceID, p):
+		return false
+	}
+	return strings.IndexByte(ReferenceDelimiters, p[len(p)-1]) >= 0 ||
+		strings.IndexByte(ReferenceDelimiters, referenceID[len(p)]) >= 0
 }
 
 // apiKeyPrefix starts every key NewAPIKey generates, so a leaked one is recognisable.
@@ -84,7 +100,8 @@ func NewAPIKey() (key, hash string, err error) {
 //	name=acme sha256=<64 hex digits> scopes=inquiries:read,sessions:create reference_prefix=acme-
 //
 // name, sha256 and scopes are required; scopes is a comma-separated list of inquiries:read and
-// sessions:create; reference_prefix is optional (no whitespace or ';'); revoked=true keeps a
+// sessions:create; reference_prefix is optional (no whitespace or ';'; see
+// APIKey.ReferencePrefix for what it covers); revoked=true keeps a
 // withdrawn key known so that its use is logged by name. The error names the entry (by number
 // and name) and the field; an empty s gives no keys and no error. Names and hashes must be
 // unique.

@@ -3,6 +3,7 @@ package api
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -78,11 +79,13 @@ func TestHashAndNewAPIKey(t *testing.T) {
 }
 
 // TestAuthentication covers the keys of PERSONA.md §8: missing, wrong, revoked, wrong scope
-// and wrong reference prefix, on both /v1/ routes.
+// and wrong reference prefix (answered 404 like an unknown inquiry), on both /v1/ routes.
 func TestAuthentication(t *testing.T) {
 	e := newEnv(t, nil)
 	acme := e.create(personatest.InquiryParams{ReferenceID: "acme-user-1"})
 	other := e.create(personatest.InquiryParams{ReferenceID: "globex-user-1"})
+	acmecorp := e.create(personatest.InquiryParams{ReferenceID: "acmecorp-user-1"})
+	exact := e.create(personatest.InquiryParams{ReferenceID: "acme"})
 	for _, tc := range []struct {
 		name   string
 		method string
@@ -100,8 +103,12 @@ func TestAuthentication(t *testing.T) {
 		{"revoked key", "POST", acme, "Bearer key-revoked", 401, CodeUnauthorized},
 		{"read key creates", "POST", acme, "Bearer key-reader", 403, CodeForbidden},
 		{"create key reads", "GET", acme, "Bearer key-creator", 403, CodeForbidden},
-		{"prefix key reads other customer", "GET", other, "Bearer key-acme", 403, CodeForbidden},
-		{"prefix key creates for other customer", "POST", other, "Bearer key-acme", 403, CodeForbidden},
+		{"prefix key reads other customer", "GET", other, "Bearer key-acme", 404, CodeNotFound},
+		{"prefix key creates for other customer", "POST", other, "Bearer key-acme", 404, CodeNotFound},
+		{"bare prefix reads longer name", "GET", acmecorp, "Bearer key-bare", 404, CodeNotFound},
+		{"bare prefix creates for longer name", "POST", acmecorp, "Bearer key-bare", 404, CodeNotFound},
+		{"bare prefix reads own customer", "GET", acme, "Bearer key-bare", 200, ""},
+		{"bare prefix reads exact id", "GET", exact, "Bearer key-bare", 200, ""},
 		{"prefix key reads own customer", "GET", acme, "Bearer key-acme", 200, ""},
 		{"prefix key creates for own customer", "POST", acme, "Bearer key-acme", 201, ""},
 		{"lowercase scheme", "GET", other, "bearer key-full", 200, ""},
@@ -171,5 +178,68 @@ func TestNewRejectsBadOptions(t *testing.T) {
 	}
 	if _, err := New(base); err != nil {
 		t.Errorf("New(minimal) = %v", err)
+	}
+}
+
+func TestAPIKeyCovers(t *testing.T) {
+	for _, tc := range []struct {
+		prefix, ref string
+		want        bool
+	}{
+		{"", "anything", true},
+		{"", "", true},
+		{"acme", "acme", true},
+		{"acme", "acme-1", true},
+		{"acme", "acme_1", true},
+		{"acme", "acme:1", true},
+		{"acme", "acme/1", true},
+		{"acme", "acme.1", true},
+		{"acme", "acmecorp-1", false},
+		{"acme", "acme1", false},
+		{"acme", "acm", false},
+		{"acme", "", false},
+		{"acme", "globex-acme-1", false},
+		{"acme-", "acme-1", true},
+		{"acme-", "acme-", true},
+		{"acme-", "acme", false},
+		{"acme-", "acme_1", false},
+		{"acme-eu", "acme-eu", true},
+		{"acme-eu", "acme-eu-7", true},
+		{"acme-eu", "acme-euro-7", false},
+	} {
+		k := APIKey{ReferencePrefix: tc.prefix}
+		if got := k.covers(tc.ref); got != tc.want {
+			t.Errorf("prefix %q covers %q = %v, want %v", tc.prefix, tc.ref, got, tc.want)
+		}
+	}
+}
+
+// TestUncoveredInquiryLooksUnknown: a key cannot tell another tenant's inquiry from one that
+// does not exist (no 403-versus-404 oracle). The two answers are the same but for the id.
+func TestUncoveredInquiryLooksUnknown(t *testing.T) {
+	e := newEnv(t, nil)
+	other := e.create(personatest.InquiryParams{ReferenceID: "globex-user-1"})
+	const unknown = "inq_doesnotexist1"
+	for _, method := range []string{"GET", "POST"} {
+		answer := func(id string) string {
+			path := "/v1/inquiries/" + id
+			if method == "POST" {
+				path += "/sessions"
+			}
+			req, _ := http.NewRequest(method, e.http.URL+path, nil)
+			req.Header.Set("Authorization", "Bearer key-acme")
+			r := e.send(req)
+			wantProblem(t, r, http.StatusNotFound, CodeNotFound)
+			return strings.ReplaceAll(string(r.body), id, "ID") + fmt.Sprint(r.header.Get("Content-Type"), r.header.Get("Cache-Control"))
+		}
+		if a, b := answer(other), answer(unknown); a != b {
+			t.Errorf("%s: uncovered inquiry answered\n%s\nunknown inquiry answered\n%s", method, a, b)
+		}
+	}
+	if n := e.sim.PathRequests(resumePath(other)); n != 0 {
+		t.Errorf("persona resumed the uncovered inquiry %d times", n)
+	}
+	if !strings.Contains(e.logs.String(), `"note":"outside reference prefix"`) {
+		t.Errorf("the log does not tell the operator why: %s", e.logs.String())
 	}
 }

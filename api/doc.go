@@ -31,12 +31,14 @@
 //
 // Customer backends send "Authorization: Bearer <key>". Keys are configured as SHA-256
 // hashes (ParseAPIKeys, HashAPIKey, NewAPIKey), compared in constant time, each with scopes
-// and an optional reference-id prefix: a key with reference_prefix=acme- may only touch
-// inquiries whose reference id starts with "acme-" (403 otherwise). Each key may make
+// and an optional reference-id prefix: a key with reference_prefix=acme may only touch
+// inquiries whose reference id is "acme" or continues it after one of ReferenceDelimiters
+// ("acme-1", not "acmecorp-1"); any other inquiry is answered 404 like an unknown one, so a
+// key cannot learn which ids exist. Each key may make
 // Options.KeyRate requests per minute (default 60), counted in Redis across replicas; beyond
 // that 429 rate_limited with Retry-After. The checks run in this order: key (401), scope
 // (403), key rate (429), inquiry id form (400, before any lookup), body (413, 400), lookup
-// (404), reference prefix (403), rules (409), mint limit (429), Persona.
+// (404), reference prefix (404), rules (409), mint limit (429), Persona.
 //
 // # Errors
 //

@@ -31,6 +31,7 @@ var testKeys = map[string]string{
 	"reader":  "scopes=inquiries:read",
 	"creator": "scopes=sessions:create",
 	"acme":    "scopes=inquiries:read,sessions:create reference_prefix=acme-",
+	"bare":    "scopes=inquiries:read,sessions:create reference_prefix=acme",
 	"revoked": "scopes=inquiries:read,sessions:create revoked=true",
 }
 

@@ -110,7 +110,8 @@ func (s *Server) serveInquiry(w http.ResponseWriter, r *http.Request, rq *reques
 
 // prepare runs the checks every /v1/ route starts with, in this order: the key (401), its
 // scope (403), its rate (429), the inquiry id's form (400, before any lookup), the body
-// (413/400), the tracked inquiry (404, 503) and the key's reference prefix (403).
+// (413/400), the tracked inquiry (404, 503) and the key's reference prefix (404 too: a key
+// learns nothing about the inquiries it does not cover, not even that they exist).
 func (s *Server) prepare(w http.ResponseWriter, r *http.Request, rq *request, scope Scope) (*APIKey, *state.Inquiry, *failure) {
 	key, f := s.authorize(w, r, rq, scope)
 	if f != nil {
@@ -139,7 +140,9 @@ func (s *Server) prepare(w http.ResponseWriter, r *http.Request, rq *request, sc
 		return nil, nil, f
 	}
 	if !key.covers(inq.ReferenceID) {
-		return nil, nil, fail(http.StatusForbidden, CodeForbidden, "The API key may not access this inquiry.")
+		// The same answer as an unknown inquiry; only the log line tells them apart.
+		rq.note = "outside reference prefix"
+		return nil, nil, notFound()
 	}
 	return key, inq, nil
 }
@@ -149,12 +152,17 @@ func (s *Server) lookup(r *http.Request, id string) (*state.Inquiry, *failure) {
 	inq, err := s.store.Inquiry(r.Context(), id)
 	switch {
 	case errors.Is(err, state.ErrNotFound):
-		return nil, fail(http.StatusNotFound, CodeNotFound, "No inquiry with this id is known.")
+		return nil, notFound()
 	case err != nil:
 		return nil, &failure{status: http.StatusServiceUnavailable, code: CodeServiceUnavailable,
 			detail: "The service is temporarily unavailable.", retryAfter: storeRetryAfter, err: err}
 	}
 	return inq, nil
+}
+
+// notFound is the answer for an inquiry that is unknown or that the key does not cover.
+func notFound() *failure {
+	return fail(http.StatusNotFound, CodeNotFound, "No inquiry with this id is known.")
 }
 
 // readBody reads and checks an optional request body: empty, or a JSON object (whose members

@@ -20,10 +20,11 @@ const (
 	CodeInvalidRequest Code = "invalid_request"
 	// CodeUnauthorized (401): no API key, or one that is unknown or revoked.
 	CodeUnauthorized Code = "unauthorized"
-	// CodeForbidden (403): the key lacks the route's scope, or the inquiry's reference id is
-	// outside the key's reference prefix.
+	// CodeForbidden (403): the key lacks the route's scope. An inquiry outside the key's
+	// reference prefix is answered CodeNotFound, like an unknown one.
 	CodeForbidden Code = "forbidden"
-	// CodeNotFound (404): neither resumer nor Persona knows the inquiry.
+	// CodeNotFound (404): neither resumer nor Persona knows the inquiry, or the key's
+	// reference prefix does not cover it.
 	CodeNotFound Code = "not_found"
 	// CodeInvalidInquiryState (409): the inquiry's status is final (completed, failed,
 	// approved, ...), or it expired and may not be resumed (RESUMER_RESUME_EXPIRED_WITHIN).
