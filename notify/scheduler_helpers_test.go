@@ -56,10 +56,15 @@ type schedEnv struct {
 
 const schedFrom = "Acme Verification <verify@acme.example>"
 
-func newSchedEnv(t *testing.T) *schedEnv {
+// newSchedEnv starts the env; edits change the simulator's options.
+func newSchedEnv(t *testing.T, edits ...func(*personatest.Options)) *schedEnv {
 	t.Helper()
 	e := &schedEnv{clock: newFakeClock(schedT0), reg: prometheus.NewRegistry()}
-	e.sim = personatest.NewServer(t, personatest.Options{Now: e.clock.Now, RateLimit: 1_000_000})
+	simOpts := personatest.Options{Now: e.clock.Now, RateLimit: 1_000_000}
+	for _, edit := range edits {
+		edit(&simOpts)
+	}
+	e.sim = personatest.NewServer(t, simOpts)
 	client, err := persona.NewClient(persona.ClientOptions{
 		BaseURL: e.sim.URL(), APIKey: e.sim.APIKey(),
 		// One attempt per call: the scheduler's own backoff is under test.
@@ -145,6 +150,22 @@ func (e *schedEnv) sync(t *testing.T) {
 	all := e.sim.Events()
 	e.apply(t, all[e.applied:])
 	e.applied = len(all)
+}
+
+// applyFor applies the simulator's events about inquiry id whose name is name, outside of
+// sync's bookkeeping: an event delivered late.
+func (e *schedEnv) applyFor(t *testing.T, id, name string) {
+	t.Helper()
+	var events []personatest.Event
+	for _, ev := range e.sim.Events() {
+		if ev.InquiryID == id && ev.Name == name {
+			events = append(events, ev)
+		}
+	}
+	if len(events) == 0 {
+		t.Fatalf("no %s event of %s", name, id)
+	}
+	e.apply(t, events)
 }
 
 // apply parses and applies simulator events in batches.

@@ -402,3 +402,84 @@ func TestSchedulerCustomStages(t *testing.T) {
 		t.Errorf("RemindersSent = %v", got)
 	}
 }
+
+// TestSchedulerFollowsShorterExpiry: a template that expires 7 days after creation and 24
+// hours after start (PERSONA.md §5): inquiry.started brings an earlier expires-at and the
+// reminders follow it at once. When the event arrives after some stages' times, only the
+// stage closest to expiry goes out and the others are skipped; with less than MinRemaining
+// left, none goes out.
+func TestSchedulerFollowsShorterExpiry(t *testing.T) {
+	e := newSchedEnv(t, func(o *personatest.Options) { o.AfterCreate, o.AfterStart = 7*24*time.Hour, 24*time.Hour })
+	s := e.scheduler(t, nil, nil)
+	params := personatest.InquiryParams{EmailAddress: "jane@example.com"}
+	onTime, late, tooLate := e.sim.CreateInquiry(params), e.sim.CreateInquiry(params), e.sim.CreateInquiry(params)
+	e.sync(t)
+	if got := e.inquiry(t, onTime.ID).ExpiresAt; !got.Equal(schedT0.Add(7 * 24 * time.Hour)) {
+		t.Fatalf("created: expires-at %v, want 7 days on", got)
+	}
+
+	e.clock.Set(schedT0.Add(time.Hour))
+	for _, id := range []string{onTime.ID, late.ID, tooLate.ID} {
+		if err := e.sim.Start(id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	x := schedT0.Add(25 * time.Hour)
+	e.applyFor(t, onTime.ID, "inquiry.started")
+	if got := e.inquiry(t, onTime.ID).ExpiresAt; !got.Equal(x) {
+		t.Fatalf("started: expires-at %v, want %v", got, x)
+	}
+	sweep(t, s)
+
+	e.clock.Set(x.Add(-6*time.Hour - time.Second))
+	sweep(t, s)
+	if n := len(e.mail.Messages()); n != 0 {
+		t.Fatalf("%d e-mails a second before the 6h stage", n)
+	}
+	e.clock.Set(x.Add(-6 * time.Hour))
+	sweep(t, s)
+	if n := messagesFor(e.mail.Messages(), onTime.ID, "6h"); n != 1 {
+		t.Fatalf("%d 6h reminders at the 6h stage of the shorter expiry, want 1", n)
+	}
+
+	// late's inquiry.started arrives 30 minutes before its expiry: 1h goes out, 6h is skipped.
+	e.clock.Set(x.Add(-30 * time.Minute))
+	e.applyFor(t, late.ID, "inquiry.started")
+	sweep(t, s)
+	// tooLate's arrives 10 minutes before: less than MinRemaining (15 m), nothing goes out.
+	e.clock.Set(x.Add(-10 * time.Minute))
+	e.applyFor(t, tooLate.ID, "inquiry.started")
+	for range 3 {
+		sweep(t, s)
+		e.clock.Add(2 * time.Minute)
+	}
+
+	msgs := e.mail.Messages()
+	for _, c := range []struct {
+		id, stage string
+		want      int
+	}{
+		{onTime.ID, "6h", 1}, {onTime.ID, "1h", 1}, {late.ID, "1h", 1}, {late.ID, "6h", 0},
+		{tooLate.ID, "6h", 0}, {tooLate.ID, "1h", 0},
+	} {
+		if got := messagesFor(msgs, c.id, c.stage); got != c.want {
+			t.Errorf("%s %s reminders = %d, want %d", c.id, c.stage, got, c.want)
+		}
+	}
+	if len(msgs) != 3 {
+		t.Errorf("%d e-mails in all, want 3", len(msgs))
+	}
+	for _, c := range []struct {
+		stage, outcome string
+		want           float64
+	}{
+		{"6h", OutcomeSent, 1}, {"1h", OutcomeSent, 2}, {"6h", OutcomeSkippedTooLate, 2}, {"1h", OutcomeSkippedTooLate, 1},
+	} {
+		if got := e.reminders(t, c.stage, c.outcome); got != c.want {
+			t.Errorf("reminders{stage=%s,outcome=%s} = %v, want %v", c.stage, c.outcome, got, c.want)
+		}
+	}
+	if n := e.resumeCalls(tooLate.ID); n != 0 {
+		t.Errorf("%d resume calls for the inquiry with too little time left, want none", n)
+	}
+}

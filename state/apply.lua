@@ -27,9 +27,14 @@
 --   declined < approved < redacted), then the larger name, so any order ends the same.
 -- * Fields: an event at or after the current status overwrites the fields it carries; an
 --   older one (or one without a status) only fills fields still empty.
--- * Expires-at: the largest expires-at any event carried; without one, derived from the
---   template interval: created -> created-at + interval, otherwise started-at + interval,
---   falling back to created-at, then to the status's event time.
+-- * Expires-at: the value carried by the newest event (in event time) that carried one;
+--   events at the same time: the largest value, so any order ends the same. Persona's
+--   intervals are per template and independent (PERSONA.md §5), so a newer event may carry an
+--   earlier expiry (after-create 7 days, after-start 24 hours). An older event fills it only
+--   when none is known. Without any carried value it is derived from the template interval:
+--   created -> created-at + interval, otherwise started-at + interval, falling back to
+--   created-at, then to the status's event time; any carried value replaces a derived one.
+--   The record keeps the carrying event's time ('xt', see lib.lua).
 -- * Only created/pending records are in the expiry index and keep e-mail and name. Others
 --   are listed in the retention index until now + retention; created/pending ones are purged
 --   retention after expires-at.
@@ -152,13 +157,13 @@ if not open then
 end
 
 -- Expires-at.
-local x, derived = cur.x, cur.xd == true
-local nx, nderived = x, derived
+local x, derived, xt = cur.x, cur.xd == true, cur.xt
+local nx, nderived, nxt = x, derived, xt
 local xp = ARGV[19]
 if xp ~= '' then
   xp = tonumber(xp)
-  if x == nil or derived or xp > x then
-    nx, nderived = xp, false
+  if x == nil or derived or xt == nil or evt > xt or (evt == xt and xp > x) then
+    nx, nderived, nxt = xp, false, evt
   end
 elseif (ARGV[9] == '1' or x == nil) and (x == nil or derived) then
   local base
@@ -168,14 +173,14 @@ elseif (ARGV[9] == '1' or x == nil) and (x == nil or derived) then
     base = view.st or view.c or statusAt
   end
   if base then
-    nx, nderived = base + tonumber(ARGV[20]), true
+    nx, nderived, nxt = base + tonumber(ARGV[20]), true, nil
   end
 end
 if nx ~= x then
   rec.x = nx
   changed = true
 end
-rec.xd = nderived or nil
+rec.xd, rec.xt = nderived or nil, nxt
 
 -- Last event.
 local lastAt = cur.lt

@@ -150,6 +150,74 @@ func scenarios() []scenario {
 			CreatedAt: t0, StartedAt: started, ExpiresAt: started.Add(2 * time.Hour), ExpiresAtDerived: true, StatusAt: t0.Add(2 * time.Minute),
 			LastEventID: "evt_i2", LastEventName: "inquiry.frobnicated", EmailAddress: email, NameFirst: name},
 		inExpiry: true,
+	}, {
+		// PERSONA.md §5: intervals are per template and independent: after-create 7 days,
+		// after-start 24 hours, so inquiry.started brings an earlier expires-at, and it wins
+		// because its event is newer.
+		name: "start shortens the expiry",
+		events: []*persona.Event{
+			ev("evt_j1", "inquiry.created", inq, t0, with(base(persona.StatusCreated, "itmpl_std"), func(s *snap) { s.ExpiresAt = t0.Add(7 * day) })),
+			ev("evt_j2", "inquiry.started", inq, started, pending(started.Add(day))),
+		},
+		want: Inquiry{Status: persona.StatusPending, ReferenceID: "user-1", TemplateID: "itmpl_std", AccountID: "act_1",
+			CreatedAt: t0, StartedAt: started, ExpiresAt: started.Add(day), StatusAt: started,
+			LastEventID: "evt_j2", LastEventName: "inquiry.started", EmailAddress: email, NameFirst: name},
+		inExpiry: true,
+	}, {
+		// PERSONA.md §5, §6: created (+7 d), started (+24 h), expired, resumed (+24 h from the
+		// resume): the resume's expires-at, whatever the order.
+		name: "shortened, expired, resumed",
+		events: []*persona.Event{
+			ev("evt_k1", "inquiry.created", inq, t0, with(base(persona.StatusCreated, "itmpl_std"), func(s *snap) { s.ExpiresAt = t0.Add(7 * day) })),
+			ev("evt_k2", "inquiry.started", inq, started, pending(started.Add(day))),
+			ev("evt_k3", "inquiry.expired", inq, started.Add(day), with(pending(started.Add(day)), func(s *snap) {
+				s.Status, s.ExpiredAt, s.EmailAddress, s.NameFirst = persona.StatusExpired, started.Add(day), "", ""
+			})),
+			ev("evt_k4", "inquiry.started", inq, started.Add(30*time.Hour), with(pending(started.Add(54*time.Hour)), func(s *snap) { s.ExpiredAt = started.Add(day) })),
+		},
+		want: Inquiry{Status: persona.StatusPending, ReferenceID: "user-1", TemplateID: "itmpl_std", AccountID: "act_1",
+			CreatedAt: t0, StartedAt: started, ExpiredAt: started.Add(day), ExpiresAt: started.Add(54 * time.Hour),
+			StatusAt: started.Add(30 * time.Hour), LastEventID: "evt_k4", LastEventName: "inquiry.started",
+			EmailAddress: email, NameFirst: name},
+		inExpiry: true,
+	}, {
+		// The same without the inquiry.expired event (lost, or not subscribed to).
+		name: "shortened, resumed after expiry",
+		events: []*persona.Event{
+			ev("evt_l1", "inquiry.created", inq, t0, with(base(persona.StatusCreated, "itmpl_std"), func(s *snap) { s.ExpiresAt = t0.Add(7 * day) })),
+			ev("evt_l2", "inquiry.started", inq, started, pending(started.Add(day))),
+			ev("evt_l3", "inquiry.started", inq, started.Add(30*time.Hour), with(pending(started.Add(54*time.Hour)), func(s *snap) { s.ExpiredAt = started.Add(day) })),
+		},
+		want: Inquiry{Status: persona.StatusPending, ReferenceID: "user-1", TemplateID: "itmpl_std", AccountID: "act_1",
+			CreatedAt: t0, StartedAt: started, ExpiredAt: started.Add(day), ExpiresAt: started.Add(54 * time.Hour),
+			StatusAt: started.Add(30 * time.Hour), LastEventID: "evt_l3", LastEventName: "inquiry.started",
+			EmailAddress: email, NameFirst: name},
+		inExpiry: true,
+	}, {
+		// PERSONA.md §5: an older webhook version sends no expires-at; the derived default
+		// gives way to any carried value, even an older event's.
+		name: "carried expiry replaces a derived one",
+		events: []*persona.Event{
+			ev("evt_m1", "inquiry.created", inq, t0, with(base(persona.StatusCreated, "itmpl_std"), func(s *snap) { s.ExpiresAt = t0.Add(7 * day) })),
+			ev("evt_m2", "inquiry.started", inq, started, pending(time.Time{})),
+			ev("evt_m3", "inquiry-session.started", inq, started.Add(time.Second), nil),
+		},
+		want: Inquiry{Status: persona.StatusPending, ReferenceID: "user-1", TemplateID: "itmpl_std", AccountID: "act_1",
+			CreatedAt: t0, StartedAt: started, ExpiresAt: t0.Add(7 * day), StatusAt: started,
+			LastEventID: "evt_m3", LastEventName: "inquiry-session.started", EmailAddress: email, NameFirst: name},
+		inExpiry: true,
+	}, {
+		// Two events at the same time with different expires-at: the later value, in any order.
+		name: "tie: same event time, the later expiry wins",
+		events: []*persona.Event{
+			ev("evt_n1", "inquiry.transitioned", inq, started, pending(started.Add(day))),
+			ev("evt_n2", "inquiry.transitioned", inq, started, pending(started.Add(2*day))),
+			ev("evt_n3", "inquiry.transitioned", inq, started, pending(started.Add(time.Hour))),
+		},
+		want: Inquiry{Status: persona.StatusPending, ReferenceID: "user-1", TemplateID: "itmpl_std", AccountID: "act_1",
+			CreatedAt: t0, StartedAt: started, ExpiresAt: started.Add(2 * day), StatusAt: started,
+			LastEventID: "evt_n3", LastEventName: "inquiry.transitioned", EmailAddress: email, NameFirst: name},
+		inExpiry: true,
 	}}
 }
 
@@ -215,6 +283,7 @@ func TestApplyOrderIndependent(t *testing.T) {
 			f := newFixture(t)
 			single, doubled := orders(len(sc.events))
 			all := append(single, doubled...)
+			var source string // the record's expiry source (field xd), the same for every order
 			for n, order := range all {
 				id := fmt.Sprintf("inq_%d", n)
 				events := forInquiry(sc.events, id)
@@ -227,6 +296,11 @@ func TestApplyOrderIndependent(t *testing.T) {
 					seen[i] = true
 				}
 				got := f.inquiry(t, id)
+				if src := f.rawRecord(t, id)[fieldExpirySource]; n == 0 {
+					source = src
+				} else if src != source {
+					t.Errorf("order %v: expiry source %q, first order %q", order, src, source)
+				}
 				want := sc.want
 				want.ID, want.UpdatedAt = id, f.clock.Now()
 				if !reflect.DeepEqual(*got, want) {
@@ -246,7 +320,7 @@ func TestApplyOrderIndependent(t *testing.T) {
 				t.Errorf("CountByStatus = %v, want %v", got, want)
 			}
 			wantExp := int64(0)
-			if sc.inExpiry {
+			if sc.inExpiry && !sc.want.ExpiresAt.After(f.clock.Now().Add(72*time.Hour)) {
 				wantExp = int64(len(all))
 			}
 			if got, err := f.store.CountExpiring(context.Background(), 72*time.Hour); err != nil || got != wantExp {

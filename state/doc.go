@@ -72,6 +72,11 @@
 // get recorded. Statuses are ordered by (event time, rank, name) with the rank created <
 // pending < any unknown status < expired < completed < failed < needs_review < declined <
 // approved < redacted, so events with equal times end in the same status in any order.
+// The expiry is the expires-at of the newest event that carried one (at equal event times
+// the largest value), which may be earlier than an older event's (PERSONA.md §5); an older
+// event fills it only when none is known, and any carried value replaces one derived from
+// the template interval. The record keeps the carrying event's time for that, at no cost
+// when it is the newest event's (see lib.lua).
 //
 // # Retention
 //

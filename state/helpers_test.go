@@ -229,8 +229,11 @@ func recordMap(raw string) (map[string]string, error) {
 			h[f.name] = r.str[k]
 		case encBase, encTime, encInt:
 			h[f.name] = strconv.FormatInt(r.num[k], 10)
-		case encFlag:
-			h[f.name] = "1"
+		case encSource:
+			h[f.name] = "derived"
+			if !r.derived {
+				h[f.name] = strconv.FormatInt(r.num[k], 10)
+			}
 		}
 	}
 	for _, name := range []string{fieldAccount, fieldLastEventID} {

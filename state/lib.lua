@@ -36,7 +36,10 @@ end
 --  14 u
 --  15 e   remembered event ids: { their 6-byte digests concatenated, then for each the second
 --         it was seen minus u's second }
---  16 ca  17 xa  18 xd (true)  19 rm  20 ra  21 rd
+--  16 ca  17 xa  18 xd: true when x was derived from the template interval; otherwise
+--         the event time of the event that carried x ('xt' in the decoded table) as its
+--         difference to lt, left out (false) when it is lt itself, the common case
+--  19 rm  20 ra  21 rd
 -- The common fields come first, so that a fresh record's array has at most 15 entries (a
 -- one-byte MessagePack header).
 local sub, floor = string.sub, math.floor
@@ -60,9 +63,17 @@ local function decode(b)
     st = st and base + st or nil, x = x and base + x or nil, le = f[10] or nil, ln = f[11] or nil,
     em = f[12] or nil, nf = f[13] or nil, u = u and base + u or nil, e = nil,
   }
+  local xs = false
   if #f > 15 then
-    rec.ca, rec.xa, rec.xd = ca and base + ca or nil, xa and base + xa or nil, f[18] or nil
+    rec.ca, rec.xa, xs = ca and base + ca or nil, xa and base + xa or nil, f[18] or false
     rec.rm, rec.ra, rec.rd = f[19] or nil, f[20] or nil, f[21] or nil
+  end
+  if xs == true then
+    rec.xd = true
+  elseif rec.x then
+    -- Records written before 'xt' existed kept the largest expires-at: taken as carried by
+    -- the newest event.
+    rec.xt = xs and base + xs or base
   end
   local e = f[15]
   if e then
@@ -90,12 +101,18 @@ local function encode(rec)
     e[1] = table.concat(digests)
   end
   local s, sa, c, st, x, u, ca, xa = rec.s, rec.sa, rec.c, rec.st, rec.x, rec.u, rec.ca, rec.xa
+  local xs = false
+  if rec.xd then
+    xs = true
+  elseif x and rec.xt and rec.xt ~= base then
+    xs = rec.xt - base
+  end
   local f = {
     struct.pack('>i6', base), s and (statusCode[s] or s) or false, sa and sa - base or false,
     rec.r or false, rec.t or false, rec.a or false, c and c - base or false,
     st and st - base or false, x and x - base or false, rec.le or false, rec.ln or false,
     rec.em or false, rec.nf or false, u and u - base or false, e, ca and ca - base or false,
-    xa and xa - base or false, rec.xd or false, rec.rm or false, rec.ra or false, rec.rd or false,
+    xa and xa - base or false, xs, rec.rm or false, rec.ra or false, rec.rd or false,
   }
   local n = 21
   while n > 2 and f[n] == false do

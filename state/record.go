@@ -12,27 +12,27 @@ import (
 // lib.lua for the format, which decodeRecord mirrors). A record is stored as one packed string
 // in its shard's records hash.
 const (
-	fieldLastAt      = "lt" // event time (unix ms) of the newest event; other times are relative to it
-	fieldStatus      = "s"  // status, as Persona reports it (unknown values too)
-	fieldStatusAt    = "sa" // event time (unix ms) of the newest event that set the status
-	fieldReference   = "r"  // reference id
-	fieldTemplate    = "t"  // inquiry template id: the shard's code for it (see intern in lib.lua)
-	fieldAccount     = "a"  // account id (packed, see packID)
-	fieldCreatedAt   = "c"  // inquiry created-at (unix ms)
-	fieldStartedAt   = "st" // inquiry started-at (unix ms)
-	fieldExpiresAt   = "x"  // effective expires-at (unix ms), from the payload or derived
-	fieldLastEventID = "le" // id of the newest event (by event time, then id; packed)
-	fieldLastName    = "ln" // name of that event (packed, see packEventName)
-	fieldEmail       = "em" // e-mail address; only while created/pending
-	fieldNameFirst   = "nf" // first name; only while created/pending
-	fieldUpdatedAt   = "u"  // store clock (unix ms) of the last change to inquiry data
-	fieldEvents      = "e"  // remembered event ids: digest and the second they were seen
-	fieldCompletedAt = "ca" // inquiry completed-at (unix ms)
-	fieldExpiredAt   = "xa" // inquiry expired-at (unix ms)
-	fieldDerived     = "xd" // set when x was derived from the template interval
-	fieldReminders   = "rm" // reminder stages done, comma separated, and stage@channel marks
-	fieldAttempts    = "ra" // transient failures of the current reminder (Store.ReleaseClaim)
-	fieldDropped     = "rd" // why the notifier dropped the schedule (Store.DropReminders)
+	fieldLastAt       = "lt" // event time (unix ms) of the newest event; other times are relative to it
+	fieldStatus       = "s"  // status, as Persona reports it (unknown values too)
+	fieldStatusAt     = "sa" // event time (unix ms) of the newest event that set the status
+	fieldReference    = "r"  // reference id
+	fieldTemplate     = "t"  // inquiry template id: the shard's code for it (see intern in lib.lua)
+	fieldAccount      = "a"  // account id (packed, see packID)
+	fieldCreatedAt    = "c"  // inquiry created-at (unix ms)
+	fieldStartedAt    = "st" // inquiry started-at (unix ms)
+	fieldExpiresAt    = "x"  // effective expires-at (unix ms), from the payload or derived
+	fieldLastEventID  = "le" // id of the newest event (by event time, then id; packed)
+	fieldLastName     = "ln" // name of that event (packed, see packEventName)
+	fieldEmail        = "em" // e-mail address; only while created/pending
+	fieldNameFirst    = "nf" // first name; only while created/pending
+	fieldUpdatedAt    = "u"  // store clock (unix ms) of the last change to inquiry data
+	fieldEvents       = "e"  // remembered event ids: digest and the second they were seen
+	fieldCompletedAt  = "ca" // inquiry completed-at (unix ms)
+	fieldExpiredAt    = "xa" // inquiry expired-at (unix ms)
+	fieldExpirySource = "xd" // true when x was derived from the template interval, else the event time of the event that carried x (absent: lt)
+	fieldReminders    = "rm" // reminder stages done, comma separated, and stage@channel marks
+	fieldAttempts     = "ra" // transient failures of the current reminder (Store.ReleaseClaim)
+	fieldDropped      = "rd" // why the notifier dropped the schedule (Store.DropReminders)
 )
 
 // Inquiry is the record the store keeps for one inquiry. Zero times mean unknown. E-mail
@@ -48,9 +48,11 @@ type Inquiry struct {
 	StartedAt   time.Time
 	CompletedAt time.Time
 	ExpiredAt   time.Time
-	// ExpiresAt is when the inquiry expires: the newest expires-at Persona sent, else derived
-	// from the template's interval (created: created-at + interval; pending: started-at +
-	// interval, falling back to created-at); ExpiresAtDerived tells which.
+	// ExpiresAt is when the inquiry expires: the expires-at carried by the newest event (in
+	// event time) that carried one, which may be earlier than an older event's (PERSONA.md
+	// §5); else derived from the template's interval (created: created-at + interval;
+	// pending: started-at + interval, falling back to created-at); ExpiresAtDerived tells
+	// which.
 	ExpiresAt        time.Time
 	ExpiresAtDerived bool
 	// StatusAt is the event time of the newest event that set the current status.
@@ -91,7 +93,7 @@ func decodeInquiry(handle, raw, template string) (*Inquiry, error) {
 		CompletedAt:      r.time(idxCompletedAt),
 		ExpiredAt:        r.time(idxExpiredAt),
 		ExpiresAt:        r.time(idxExpiresAt),
-		ExpiresAtDerived: r.has(idxDerived),
+		ExpiresAtDerived: r.derived,
 		StatusAt:         r.time(idxStatusAt),
 		UpdatedAt:        r.time(idxUpdatedAt),
 		LastEventID:      unpackID(r.str[idxLastEventID]),

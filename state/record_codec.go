@@ -31,7 +31,7 @@ const (
 	idxEvents
 	idxCompletedAt
 	idxExpiredAt
-	idxDerived
+	idxExpirySource
 	idxReminders
 	idxAttempts
 	idxDropped
@@ -44,7 +44,7 @@ const (
 	encStr           // a string
 	encStatus        // a code of recordStatuses, or a string
 	encTime          // the difference to the base
-	encFlag          // true
+	encSource        // true (derived), or a time as its difference to the base
 	encInt           // an integer
 	encEvents        // an array, skipped
 )
@@ -59,7 +59,7 @@ var recordFields = [numFields]struct {
 	{fieldCreatedAt, encTime}, {fieldStartedAt, encTime}, {fieldExpiresAt, encTime},
 	{fieldLastEventID, encStr}, {fieldLastName, encStr}, {fieldEmail, encStr},
 	{fieldNameFirst, encStr}, {fieldUpdatedAt, encTime}, {fieldEvents, encEvents},
-	{fieldCompletedAt, encTime}, {fieldExpiredAt, encTime}, {fieldDerived, encFlag},
+	{fieldCompletedAt, encTime}, {fieldExpiredAt, encTime}, {fieldExpirySource, encSource},
 	{fieldReminders, encStr}, {fieldAttempts, encInt}, {fieldDropped, encStr},
 }
 
@@ -72,10 +72,12 @@ var recordStatuses = []persona.Status{
 
 // record is a decoded stored record: the rest of the inquiry's id (see splitID), which fields
 // are present (bit i for field i), and their values: strings (and the status) in str, times
-// (unix ms), counts and the template's code in num. Packed values are as stored.
+// (unix ms), counts and the template's code in num. Packed values are as stored. The
+// expiry's source (field xd) is derived, or a time in num.
 type record struct {
 	rest    string
 	present uint32
+	derived bool
 	str     [numFields]string
 	num     [numFields]int64
 }
@@ -155,8 +157,15 @@ func decodeRecord(b string, r *record) error {
 		case encInt:
 			ok = x.kind == mpInt
 			r.num[k] = x.i
-		case encFlag:
-			ok = x.kind == mpTrue
+		case encSource:
+			switch x.kind {
+			case mpTrue:
+				r.derived = true
+			case mpInt:
+				r.num[k] = base + x.i
+			default:
+				ok = false
+			}
 		case encEvents:
 			ok = x.kind == mpArray
 			if ok {

@@ -120,8 +120,12 @@ func encodeRecord(t *testing.T, h map[string]string, events [][2]any) string {
 			integer(num(f.name) - base)
 		case encInt:
 			integer(num(f.name))
-		case encFlag:
-			b = append(b, 0xc3)
+		case encSource:
+			if v == "derived" {
+				b = append(b, 0xc3)
+			} else {
+				integer(num(f.name) - base)
+			}
 		case encEvents:
 			b = append(b, 0x90|byte(1+len(events)))
 			digests := ""
@@ -158,7 +162,7 @@ func TestRecordCodec(t *testing.T) {
 		fieldLastEventID: "evt_Lk2jH5gF8dS1aQ4wE7rT0yU3", fieldLastName: "inquiry.started",
 		fieldLastAt: "1767607260000", fieldEmail: strings.Repeat("j", 300) + "@example.com",
 		fieldNameFirst: "Jane", fieldUpdatedAt: "1767610000000", fieldCompletedAt: "-5",
-		fieldExpiredAt: "4102444800000", fieldDerived: "1", fieldReminders: "6h,1h@email",
+		fieldExpiredAt: "4102444800000", fieldExpirySource: "derived", fieldReminders: "6h,1h@email",
 		fieldAttempts: "300", fieldDropped: "status 409",
 	}
 	events := [][2]any{{"digst1", 0}, {"digst2", -2}} // seen at u's second, and 2 seconds before
@@ -168,6 +172,9 @@ func TestRecordCodec(t *testing.T) {
 		n    int
 	}{
 		{"every field", full, 2},
+		{"expiry carried by an older event", map[string]string{fieldIDRest: "inq_x", fieldStatus: "pending", fieldStatusAt: "1767607200000",
+			fieldExpiresAt: "1767693600000", fieldExpirySource: "1767607200000", fieldLastEventID: "evt_x", fieldLastName: "inquiry-session.started",
+			fieldLastAt: "1767607260000", fieldUpdatedAt: "1767607260000"}, 1},
 		{"session event only", map[string]string{fieldIDRest: "inq_x", fieldLastEventID: "evt_x", fieldLastName: "inquiry-session.started", fieldLastAt: "1767607260000", fieldUpdatedAt: "1767607260000"}, 1},
 		{"unknown status, odd ids", map[string]string{fieldIDRest: "", fieldLastAt: "-5", fieldStatus: strings.Repeat("p", 40), fieldStatusAt: "0",
 			fieldAccount: "\x01act", fieldTemplate: "200", fieldLastName: "\x02odd", fieldLastEventID: "inq_" + strings.Repeat("z", 24)}, 0},

@@ -391,3 +391,58 @@ func TestScheduleScriptsTouchOneSlot(t *testing.T) {
 		t.Errorf("slot checker saw %d schedule script calls, want at least %d", got, want)
 	}
 }
+
+// TestScheduleFollowsExpiryBothWays: a newer event that brings an earlier expires-at
+// (PERSONA.md §5: after-create 7 days, after-start 24 hours) reschedules at once, also when
+// the stage's sweep has already gone past the new time, and a later one moves the schedule
+// out again; an older event's expires-at changes nothing.
+func TestScheduleFollowsExpiryBothWays(t *testing.T) {
+	f := newFixture(t, func(c *Config) { c.Shards = 1 })
+	ctx := context.Background()
+	const a, b = "inq_a", "inq_b"
+	week := 7 * 24 * time.Hour
+	claim := func(now time.Time) []Claim {
+		t.Helper()
+		claims, err := f.store.ClaimDue(ctx, now, testLease, 100)
+		if err != nil {
+			t.Fatalf("ClaimDue: %v", err)
+		}
+		return claims
+	}
+
+	f.apply(t, ev("evt_a1", "inquiry.created", a, t0, with(base(persona.StatusCreated, "itmpl_std"), func(s *snap) { s.ExpiresAt = t0.Add(week) })))
+	f.apply(t, ev("evt_b1", "inquiry.started", b, t0, pendingUntil(t0.Add(18*time.Hour))))
+	// The 6h sweep goes up to t0+18h and passes b; a (t0+7d) is far ahead.
+	got := claim(t0.Add(12 * time.Hour))
+	if len(got) != 1 || got[0].InquiryID != b {
+		t.Fatalf("claims at t0+12h = %+v, want inq_b alone", got)
+	}
+	if err := f.store.CompleteReminder(ctx, got[0], "6h", nil); err != nil {
+		t.Fatal(err)
+	}
+
+	// a is started: expires at t0+17h, behind the 6h sweep, with its 6h stage already past.
+	x := t0.Add(17 * time.Hour)
+	f.apply(t, ev("evt_a2", "inquiry.started", a, t0.Add(time.Minute), pendingUntil(x)))
+	got = claim(t0.Add(12*time.Hour + time.Second))
+	if len(got) != 1 || got[0].InquiryID != a || !got[0].ExpiresAt.Equal(x) {
+		t.Fatalf("claims after the shorter expiry = %+v, want inq_a expiring %v", got, x)
+	}
+	if err := f.store.CompleteReminder(ctx, got[0], "6h", nil); err != nil {
+		t.Fatal(err)
+	}
+
+	// Extended to t0+3d: the 1h stage of t0+17h is gone, the new one is due at t0+3d-1h.
+	x2 := t0.Add(72 * time.Hour)
+	f.apply(t, ev("evt_a3", "inquiry.transitioned", a, t0.Add(2*time.Hour), pendingUntil(x2)))
+	// An older event (a fresh id) with the week-long expires-at changes nothing.
+	f.apply(t, ev("evt_a1b", "inquiry.created", a, t0, with(base(persona.StatusCreated, "itmpl_std"), func(s *snap) { s.ExpiresAt = t0.Add(week) })))
+	if got := claim(x.Add(-time.Hour)); len(got) != 0 {
+		t.Fatalf("claims at the old 1h stage = %+v, want none", got)
+	}
+	got = claim(x2.Add(-time.Hour)) // inq_b's 1h stage (long past) comes with it
+	i := slices.IndexFunc(got, func(c Claim) bool { return c.InquiryID == a })
+	if i < 0 || !got[i].ExpiresAt.Equal(x2) || !got[i].StageDone("6h") {
+		t.Fatalf("claims at the new 1h stage = %+v, want inq_a expiring %v with 6h done", got, x2)
+	}
+}
