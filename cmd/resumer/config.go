@@ -94,6 +94,9 @@ type config struct {
 	// explicit records which variables were given (flag, env or file) rather than defaulted;
 	// `resumer dev` embeds NATS only when RESUMER_NATS_URL is not explicit.
 	explicit map[string]bool
+
+	// values records each variable's raw value and its source, for `config check`.
+	values map[string]settingValue
 }
 
 // allRoles are the roles `serve` can run, in start order.
@@ -106,7 +109,9 @@ type setting struct {
 	def    string
 	usage  string
 	secret bool
-	set    func(c *config, v string) error
+	// kind names the value's type in the flag help; empty: inferred from def (settingKind).
+	kind string
+	set  func(c *config, v string) error
 }
 
 // settings lists every variable resumer reads. The README's configuration table is checked
@@ -299,6 +304,7 @@ func flagName(env string) string {
 func loadConfig(name string, args []string, getenv func(string) string, stderr io.Writer, extra ...func(*flag.FlagSet)) (*config, []string, error) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	setUsage(fs, synopsis(name))
 	for _, register := range extra {
 		register(fs)
 	}
@@ -325,13 +331,14 @@ func loadConfig(name string, args []string, getenv func(string) string, stderr i
 	given := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
 
-	c := &config{explicit: map[string]bool{}}
+	c := &config{explicit: map[string]bool{}, values: map[string]settingValue{}}
 	for _, s := range settings {
-		v, explicit, err := lookup(s, given[flagName(s.env)], *flagVals[s.env], getenv)
+		v, source, err := lookup(s, given[flagName(s.env)], *flagVals[s.env], getenv)
 		if err != nil {
 			return nil, nil, err
 		}
-		c.explicit[s.env] = explicit
+		c.explicit[s.env] = source != "default"
+		c.values[s.env] = settingValue{raw: v, source: source}
 		if err := s.set(c, v); err != nil {
 			return nil, nil, fmt.Errorf("%s: invalid value: %w", s.env, err)
 		}
@@ -339,25 +346,30 @@ func loadConfig(name string, args []string, getenv func(string) string, stderr i
 	return c, positional, nil
 }
 
-// lookup returns a setting's value: the flag when given, else the variable, else the
-// variable's _FILE (secrets only), else the default.
-func lookup(s setting, flagGiven bool, flagVal string, getenv func(string) string) (string, bool, error) {
-	if flagGiven {
-		return flagVal, true, nil
+// lookup returns a setting's value and its source: the flag when given ("flag"), else the
+// variable ("env"), else the variable's _FILE ("file", secrets only), else the default
+// ("default"). A secret set both plainly and as _FILE is an error, not a silent choice.
+func lookup(s setting, flagGiven bool, flagVal string, getenv func(string) string) (string, string, error) {
+	v := getenv(s.env)
+	if s.secret && v != "" && getenv(s.env+"_FILE") != "" {
+		return "", "", fmt.Errorf("%s and %s_FILE are both set: set only one", s.env, s.env)
 	}
-	if v := getenv(s.env); v != "" {
-		return v, true, nil
+	if flagGiven {
+		return flagVal, "flag", nil
+	}
+	if v != "" {
+		return v, "env", nil
 	}
 	if s.secret {
 		if path := getenv(s.env + "_FILE"); path != "" {
 			b, err := os.ReadFile(path)
 			if err != nil {
-				return "", false, fmt.Errorf("%s_FILE: read: %w", s.env, err)
+				return "", "", fmt.Errorf("%s_FILE: read: %w", s.env, err)
 			}
-			return strings.TrimSpace(string(b)), true, nil
+			return strings.TrimSpace(string(b)), "file", nil
 		}
 	}
-	return s.def, false, nil
+	return s.def, "default", nil
 }
 
 func parseRoles(v string) ([]string, error) {

@@ -20,10 +20,10 @@ import (
 // dlqCommand implements `resumer dlq list|replay`: inspecting and re-publishing events the
 // worker could not apply.
 func dlqCommand(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || (args[0] != "list" && args[0] != "replay") {
-		return errors.New("dlq: want `dlq list` or `dlq replay [--all | SEQ...]`")
+	sub, err := subcommand("dlq", args, stdout, "list", "replay")
+	if err != nil {
+		return err
 	}
-	sub := args[0]
 	var all, asJSON bool
 	var limit int
 	cfg, pos, err := loadConfig("dlq "+sub, args[1:], getenv, stderr, func(fs *flag.FlagSet) {

@@ -19,10 +19,10 @@ import (
 // inquiryCommand implements `resumer inquiry show|expiring`: read-only views of the state in
 // Redis for an operator.
 func inquiryCommand(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || (args[0] != "show" && args[0] != "expiring") {
-		return errors.New("inquiry: want `inquiry show <inquiry-id>` or `inquiry expiring --within 2h`")
+	sub, err := subcommand("inquiry", args, stdout, "show", "expiring")
+	if err != nil {
+		return err
 	}
-	sub := args[0]
 	var asJSON, reveal bool
 	var within time.Duration
 	var limit int

@@ -34,31 +34,49 @@ const usage = `usage: resumer <command> [flags]
 
 commands:
   serve                     run the roles named by --roles / RESUMER_ROLES
-  dev                       serve with embedded defaults (embedded NATS, local Redis)
-  webhook sign --secret S [--timestamp T] < body.json
+  dev [--demo]              serve with embedded defaults (embedded NATS, the Persona simulator,
+                            a mail catcher; a private redis-server when none answers)
+                            --demo plays a scripted scenario of stalled users being reminded
+  webhook sign (--secret S | --secret-file F) [--timestamp T] < body.json
                             print a valid Persona-Signature header for body.json
-  webhook send --url U --secret S < body.json
-                            sign body.json and POST it to a receiver
+  webhook send --url U (--secret S | --secret-file F) [--timestamp T] [--fresh] < body.json
+                            sign body.json and POST it to a receiver; says accepted or duplicate
+                            --fresh gives the event a new id and moves its times to now
   inquiry show <inquiry-id> [--json] [--reveal]
                             print an inquiry's tracked record
-  inquiry expiring --within 2h
+  inquiry expiring [--within 2h] [--limit N] [--json]
                             list created/pending inquiries expiring soon
-  dlq list                  list dead-lettered events
+  dlq list [--limit N] [--json]
+                            list dead-lettered events
   dlq replay [--all | SEQ...]
                             re-publish dead letters to the events stream
-  persona-sim [--addr A] [--webhook-url U --webhook-secret S]
+  persona-sim [--addr A] [--api-key K] [--rate-limit N] [--log-level L]
+              [--webhook-url U --webhook-secret S]
                             run the Persona simulator (control API under /_sim/)
   bench [flags] [scenario ...]
-                            load generator and benchmarks (docs/BENCHMARKS.md)
+                            load generator and benchmarks (docs/BENCHMARKS.md);
+                            "resumer bench -h" lists its flags
   config                    print the configuration variables as a Markdown table
+  config check              validate the effective configuration (env, _FILE, flags) and
+                            print it with secrets masked; non-zero exit on any problem
   version                   print the version
 
-Run "resumer serve -h" for the configuration flags.
+Every command that reads the configuration takes each RESUMER_* variable as a flag too;
+"resumer serve -h" lists them with their types and defaults.
 `
 
 // run is the whole program: it dispatches on the first argument and returns when the command
 // is done or ctx is cancelled.
+// -h or --help anywhere a command accepts flags prints that command's help and succeeds.
 func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+	err := dispatch(ctx, args, getenv, stdin, stdout, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	return err
+}
+
+func dispatch(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return errors.New("no command")
@@ -80,8 +98,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	case "bench":
 		return benchCommand(ctx, rest, stdout, stderr)
 	case "config":
-		fmt.Fprint(stdout, settingsMarkdown())
-		return nil
+		return configCommand(rest, getenv, stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "resumer", version)
 		return nil

@@ -17,6 +17,7 @@ import (
 func personaSimCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("persona-sim", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	setUsage(fs, synopsis("persona-sim"))
 	addr := fs.String("addr", "127.0.0.1:8090", "listen address")
 	apiKey := fs.String("api-key", personatest.DefaultAPIKey, "the API key the simulator accepts")
 	hooks := fs.String("webhook-url", "", "comma-separated URLs that receive signed webhook events")

@@ -22,12 +22,13 @@ import (
 // webhookCommand implements `resumer webhook sign|send`: the tools a developer uses to try
 // the receiver by hand.
 func webhookCommand(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	if len(args) == 0 || (args[0] != "sign" && args[0] != "send") {
-		return errors.New("webhook: want `webhook sign` or `webhook send`")
+	sub, err := subcommand("webhook", args, stdout, "sign", "send")
+	if err != nil {
+		return err
 	}
-	sub := args[0]
 	fs := flag.NewFlagSet("webhook "+sub, flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	setUsage(fs, synopsis("webhook "+sub))
 	secret := fs.String("secret", "", "webhook secret (wbhsec_...)")
 	secretFile := fs.String("secret-file", "", "read the secret from this file instead of --secret")
 	ts := fs.Int64("timestamp", 0, "unix seconds to sign with (default now)")
