@@ -57,11 +57,24 @@ func devCommand(ctx context.Context, args []string, getenv func(string) string, 
 	if len(cfg.WebhookSecrets) == 0 {
 		cfg.WebhookSecrets = [][]byte{[]byte(devSecret)}
 	}
+	// dev shows live session-token links on its admin listener (/dev/mail): loopback only,
+	// unless an address is given.
+	if !cfg.explicit["RESUMER_HTTP_ADDR"] {
+		cfg.HTTPAddr = "127.0.0.1:8080"
+	}
+	if !cfg.explicit["RESUMER_ADMIN_ADDR"] {
+		cfg.AdminAddr = "127.0.0.1:9464"
+	}
+	dir := getenv("RESUMER_DEV_DATA_DIR")
+	if dir == "" {
+		dir = ".resumer"
+	}
+	stopRedis, redisNote, err := ensureDevRedis(ctx, cfg, filepath.Join(dir, "redis"), logger)
+	if err != nil {
+		return err
+	}
+	defer stopRedis()
 	if !cfg.explicit["RESUMER_NATS_URL"] {
-		dir := getenv("RESUMER_DEV_DATA_DIR")
-		if dir == "" {
-			dir = ".resumer"
-		}
 		ns, err := eventstream.StartEmbedded("resumer-dev", filepath.Join(dir, "nats"))
 		if err != nil {
 			return err
@@ -90,6 +103,11 @@ func devCommand(ctx context.Context, args []string, getenv func(string) string, 
 		}
 		defer sim.Close()
 		simURL = url + " (control API: " + url + "/_sim/)"
+		// Reminder links open the simulator's stand-in for the hosted flow: a simulator's
+		// session token means nothing to the real Persona.
+		if !cfg.explicit["RESUMER_HOSTED_FLOW_URL"] {
+			cfg.HostedFlowURL = url + "/verify"
+		}
 	}
 
 	mailURL := "(not started: RESUMER_SMTP_URL is set)"
@@ -108,7 +126,7 @@ func devCommand(ctx context.Context, args []string, getenv func(string) string, 
 		cfg.MailFrom = "resumer dev <resumer@localhost>"
 	}
 
-	fmt.Fprintf(stdout, "resumer dev: NATS %s (stream %s), Redis %s (prefix %s)\n", redactURL(cfg.NATSURL), cfg.Stream, redactURL(cfg.RedisURL), cfg.RedisPrefix)
+	fmt.Fprintf(stdout, "resumer dev: NATS %s (stream %s), Redis %s%s (prefix %s)\n", redactURL(cfg.NATSURL), cfg.Stream, redactURL(cfg.RedisURL), redisNote, cfg.RedisPrefix)
 	fmt.Fprintf(stdout, "resumer dev: Persona simulator %s\n", simURL)
 	fmt.Fprintf(stdout, "resumer dev: mail catcher %s\n", mailURL)
 	fmt.Fprintf(stdout, "resumer dev: webhook secret %q; try:\n  go run ./cmd/resumer webhook send --url %s --secret %s < testdata/inquiry.started.json\n",
@@ -117,6 +135,28 @@ func devCommand(ctx context.Context, args []string, getenv func(string) string, 
 		go runDemo(ctx, sim, "http://"+loopbackAddr(cfg.AdminAddr)+"/dev/mail", stdout)
 	}
 	return serve(ctx, cfg, logger, stdout)
+}
+
+// ensureDevRedis makes sure a Redis answers at cfg.RedisURL. When nothing answers at the
+// default URL it starts a private redis-server with its data in dir and points cfg at it; the
+// returned stop function stops it. An explicitly configured URL that does not answer, or no
+// redis-server to start, is an error that says what to do.
+func ensureDevRedis(ctx context.Context, cfg *config, dir string, logger *slog.Logger) (stop func(), note string, err error) {
+	err = pingRedis(ctx, cfg.RedisURL)
+	if err == nil {
+		return func() {}, "", nil
+	}
+	if cfg.explicit["RESUMER_REDIS_URL"] {
+		return nil, "", fmt.Errorf("dev: RESUMER_REDIS_URL %s does not answer: %w", redactURL(cfg.RedisURL), err)
+	}
+	logger.Info("no Redis answers at the default URL; starting a private redis-server",
+		"url", redactURL(cfg.RedisURL), "err", err.Error())
+	r, err := startDevRedis(ctx, dir, io.Discard)
+	if err != nil {
+		return nil, "", fmt.Errorf("dev: %w", err)
+	}
+	cfg.RedisURL = r.url
+	return r.Stop, " (private redis-server, data in " + dir + ")", nil
 }
 
 // startSimulator runs the Persona simulator on a free loopback port, delivering signed

@@ -274,6 +274,11 @@ func TestDevAcceptsSimulatorWebhooks(t *testing.T) {
 		code, page := get(t, urls["admin"]+"/dev/mail")
 		return code == http.StatusOK && strings.Contains(page, "session-token")
 	})
+	// The link opens the simulator's hosted-flow stand-in, where its token is valid, not
+	// the real Persona site.
+	if _, page := get(t, urls["admin"]+"/dev/mail"); !strings.Contains(page, simURL[1]+"/verify?") || strings.Contains(page, "inquiry.withpersona.com") {
+		t.Errorf("the reminder link does not open the simulator's /verify:\n%s", page)
+	}
 	if !strings.Contains(stderr.String(), "caught reminder e-mail") {
 		t.Error("dev did not log the caught reminder")
 	}
