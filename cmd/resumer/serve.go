@@ -39,8 +39,28 @@ func serveCommand(ctx context.Context, args []string, getenv func(string) string
 	return serve(ctx, cfg, newLogger(cfg, stderr), stdout)
 }
 
+// newLogger is the JSON logger every command and role logs through. Durations are written
+// as Go duration strings ("1.5s") everywhere, not as slog's default integer nanoseconds, and
+// go-redis's own log lines go through it too instead of mixing plain text into the stream.
 func newLogger(cfg *config, w io.Writer) *slog.Logger {
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	logger := slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{
+		Level: cfg.LogLevel,
+		ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+			if a.Value.Kind() == slog.KindDuration {
+				a.Value = slog.StringValue(a.Value.Duration().String())
+			}
+			return a
+		},
+	}))
+	redis.SetLogger(redisLogger{logger.With("component", "go-redis")})
+	return logger
+}
+
+// redisLogger adapts slog to go-redis's logger interface (redis.SetLogger).
+type redisLogger struct{ logger *slog.Logger }
+
+func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	l.logger.WarnContext(ctx, strings.TrimSpace(fmt.Sprintf(format, v...)))
 }
 
 func (c *config) has(role string) bool { return slices.Contains(c.Roles, role) }
@@ -59,40 +79,23 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, stdout io.Writ
 	buildInfo.WithLabelValues(version).Set(1)
 	reg.MustRegister(buildInfo)
 
-	var checks readiness
+	checks := readiness{roles: cfg.Roles}
 	var g errgroup.Group
 	var nc *nats.Conn
+	var link *natsLink
 	var js jetstream.JetStream
 	if cfg.has("webhook") || cfg.has("worker") {
 		var err error
-		nc, err = nats.Connect(cfg.NATSURL,
-			nats.Name("resumer"),
-			nats.RetryOnFailedConnect(true),
-			nats.MaxReconnects(-1),
-			nats.ReconnectWait(time.Second),
-			// No reconnect buffer: a publish while NATS is away fails at once, so the receiver
-			// answers 503 and Persona retries, instead of waiting out the publish timeout.
-			nats.ReconnectBufSize(-1),
-			nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-				if err != nil {
-					logger.Warn("nats disconnected", "err", err)
-				}
-			}),
-			nats.ReconnectHandler(func(*nats.Conn) { logger.Info("nats reconnected") }),
-		)
+		link, err = connectNATS(cfg.NATSURL, logger)
 		if err != nil {
-			return fmt.Errorf("connect to nats: %w", err)
+			return err
 		}
+		nc = link.nc
 		defer nc.Close()
 		if js, err = jetstream.New(nc); err != nil {
 			return fmt.Errorf("open jetstream: %w", err)
 		}
-		checks.add("nats", func(context.Context) error {
-			if !nc.IsConnected() {
-				return fmt.Errorf("nats %s", nc.Status())
-			}
-			return nil
-		})
+		checks.add("nats", link.check)
 	}
 	var rdb *redis.Client
 	if cfg.has("worker") || cfg.has("notify") || cfg.has("api") {
@@ -128,7 +131,7 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, stdout io.Writ
 			Tolerance:      cfg.WebhookTolerance,
 			MaxBodyBytes:   cfg.WebhookMaxBody,
 			PublishTimeout: cfg.PublishTimeout,
-			Publisher:      js,
+			Publisher:      link.publisher(js),
 			Stream:         cfg.Stream,
 			Logger:         logger,
 			Registerer:     reg,
@@ -140,7 +143,7 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, stdout io.Writ
 	}
 	if js != nil {
 		g.Go(func() error {
-			err := ensureStreams(roleCtx, js, cfg, logger)
+			err := ensureStreams(roleCtx, js, link, cfg, logger)
 			if err == nil {
 				streamReady.Store(true)
 				close(streamReadyCh)
@@ -210,6 +213,7 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, stdout io.Writ
 	admin.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	admin.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	admin.Handle("GET /readyz", &checks)
+	admin.Handle("GET /readyz/{role}", &checks)
 	for pattern, h := range cfg.devHandlers {
 		admin.Handle(pattern, h)
 	}
@@ -254,11 +258,14 @@ func stateConfig(cfg *config) state.Config {
 
 // ensureStreams creates or updates the events and dead-letter streams, retrying with backoff
 // while NATS is unreachable, until ctx is cancelled.
-func ensureStreams(ctx context.Context, js jetstream.JetStream, cfg *config, logger *slog.Logger) error {
+func ensureStreams(ctx context.Context, js jetstream.JetStream, link *natsLink, cfg *config, logger *slog.Logger) error {
 	bo := backoff.NewExponentialBackOff()
 	bo.MaxElapsedTime = 0
 	bo.MaxInterval = 10 * time.Second
 	op := func() error {
+		if err := link.check(ctx); err != nil {
+			return err // connectNATS logs why, once per reason
+		}
 		opCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
 		if _, err := eventstream.Ensure(opCtx, js, eventstream.Config{
@@ -320,33 +327,4 @@ func startHTTP(ctx context.Context, g *errgroup.Group, name string, ln net.Liste
 		return nil
 	})
 	return nil
-}
-
-// readiness answers /readyz: 200 when every check passes, else 503 naming the failures.
-type readiness struct {
-	names  []string
-	checks []func(context.Context) error
-}
-
-func (r *readiness) add(name string, check func(context.Context) error) {
-	r.names = append(r.names, name)
-	r.checks = append(r.checks, check)
-}
-
-func (r *readiness) ServeHTTP(w http.ResponseWriter, req *http.Request) {
-	ctx, cancel := context.WithTimeout(req.Context(), 2*time.Second)
-	defer cancel()
-	var failed []string
-	for i, check := range r.checks {
-		if err := check(ctx); err != nil {
-			failed = append(failed, r.names[i]+": "+err.Error())
-		}
-	}
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	if len(failed) > 0 {
-		w.WriteHeader(http.StatusServiceUnavailable)
-		io.WriteString(w, strings.Join(failed, "\n")+"\n")
-		return
-	}
-	io.WriteString(w, "ok\n")
 }
