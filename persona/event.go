@@ -44,6 +44,9 @@ type Inquiry struct {
 	ExpiredAt   time.Time
 	RedactedAt  time.Time
 	ExpiresAt   time.Time
+	// UpdatedAt is when Persona last changed the inquiry (zero when not sent); reconciliation
+	// orders the differences it finds by it.
+	UpdatedAt time.Time
 	// EmailAddress and NameFirst come from the inquiry's fields; they are personal data and
 	// must never reach a log line or a metric label.
 	EmailAddress string
@@ -132,6 +135,7 @@ func decodeInquiry(res object) *Inquiry {
 	inq.ExpiredAt = attrs.time("expired-at")
 	inq.RedactedAt = attrs.time("redacted-at")
 	inq.ExpiresAt = attrs.time("expires-at")
+	inq.UpdatedAt = attrs.time("updated-at")
 	inq.TemplateID = relationshipID(res, "inquiry-template")
 	if inq.TemplateID == "" {
 		inq.TemplateID = relationshipID(res, "template")

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/resumer/resumer/persona"
 )
@@ -25,6 +26,8 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /api/v1/inquiries/{id}/generate-one-time-link", s.handleOneTimeLink)
 	m.HandleFunc("GET /api/v1/inquiries/{id}", s.handleGet)
 	m.HandleFunc("GET /api/v1/inquiries", s.handleList)
+	m.HandleFunc("GET /api/v1/events", s.handleEvents)
+	m.HandleFunc("GET /api/v1/inquiry-templates/{id}", s.handleTemplate)
 	m.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeErrors(w, r, http.StatusNotFound, "Not found", "No route "+r.Method+" "+r.URL.Path+" in the simulator.")
 	})
@@ -65,6 +68,7 @@ func (s *Server) handleResume(w http.ResponseWriter, r *http.Request) {
 	if q.status == persona.StatusExpired {
 		q.status = persona.StatusPending
 		q.expiresAt = now.Add(s.opts.AfterResume)
+		q.updatedAt = now
 		se = nil // every old session was revoked at expiry
 	}
 	if se == nil {
@@ -121,25 +125,31 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
 }
 
 // handleList implements GET /api/v1/inquiries with filter[status] (comma-separated),
-// filter[reference-id], filter[inquiry-template-id], page[size] (default 10, at most 100) and
-// page[after] (PERSONA.md §7). Inquiries come newest first; links.next is a relative URL
+// filter[reference-id], filter[inquiry-template-id], filter[inquiry-id] (comma-separated, at
+// most 100 ids), fields[inquiry] (a sparse fieldset), page[size] (default 10, at most 100)
+// and page[after] (PERSONA.md §7). Inquiries come newest first; links.next is a relative URL
 // that keeps the filters, null on the last page. The cursor is positional, so inquiries that
 // change status between pages are neither repeated nor skipped.
 func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	var statuses []string
+	var statuses, ids, fieldset []string
 	if v := q.Get("filter[status]"); v != "" {
 		statuses = strings.Split(v, ",")
 	}
-	ref, tmpl, after := q.Get("filter[reference-id]"), q.Get("filter[inquiry-template-id]"), q.Get("page[after]")
-	size := defaultPageSize
-	if v := q.Get("page[size]"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > maxPageSize {
-			writeErrors(w, r, http.StatusBadRequest, "Bad request", "page[size] must be between 1 and 100.")
+	if v := q.Get("filter[inquiry-id]"); v != "" {
+		ids = strings.Split(v, ",")
+		if len(ids) > maxPageSize {
+			writeErrors(w, r, http.StatusBadRequest, "Bad request", "filter[inquiry-id] takes at most 100 ids.")
 			return
 		}
-		size = n
+	}
+	if v := q.Get("fields[inquiry]"); v != "" {
+		fieldset = strings.Split(v, ",")
+	}
+	ref, tmpl, after := q.Get("filter[reference-id]"), q.Get("filter[inquiry-template-id]"), q.Get("page[after]")
+	size, ok := pageSize(w, r)
+	if !ok {
+		return
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -158,16 +168,38 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
 	for i := start; i >= 0; i-- {
 		inq := s.ordered[i]
 		if len(statuses) > 0 && !slices.Contains(statuses, string(inq.status)) ||
-			ref != "" && inq.referenceID != ref || tmpl != "" && inq.templateID != tmpl {
+			ref != "" && inq.referenceID != ref || tmpl != "" && inq.templateID != tmpl ||
+			len(ids) > 0 && !slices.Contains(ids, inq.id) {
 			continue
 		}
 		if len(data) == size {
 			more = true
 			break
 		}
-		data = append(data, inquiryResource(inq))
+		data = append(data, sparse(inquiryResource(inq), fieldset))
 		last = inq.id
 	}
+	writeJSON(w, r, http.StatusOK, map[string]any{"data": data, "links": nextLinks(q, "/api/v1/inquiries", more, last, size)})
+}
+
+// pageSize reads page[size]: default 10, at most 100; it answers 400 and returns false when
+// the value is out of range.
+func pageSize(w http.ResponseWriter, r *http.Request) (int, bool) {
+	v := r.URL.Query().Get("page[size]")
+	if v == "" {
+		return defaultPageSize, true
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > maxPageSize {
+		writeErrors(w, r, http.StatusBadRequest, "Bad request", "page[size] must be between 1 and 100.")
+		return 0, false
+	}
+	return n, true
+}
+
+// nextLinks is a page's links object: links.next repeats the query with page[after]=last
+// when there is more, else null.
+func nextLinks(q url.Values, path string, more bool, last string, size int) map[string]any {
 	links := map[string]any{"prev": nil, "next": nil}
 	if more {
 		next := url.Values{}
@@ -176,9 +208,71 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
 		}
 		next.Set("page[after]", last)
 		next.Set("page[size]", strconv.Itoa(size))
-		links["next"] = "/api/v1/inquiries?" + next.Encode()
+		links["next"] = path + "?" + next.Encode()
 	}
-	writeJSON(w, r, http.StatusOK, map[string]any{"data": data, "links": links})
+	return links
+}
+
+// handleEvents implements GET /api/v1/events (PERSONA.md §7): every event the simulator
+// emitted, delivered or not, newest first, with filter[name] (comma-separated),
+// filter[created-at-start] and filter[created-at-end] (RFC 3339, inclusive), page[size]
+// (default 10, at most 100) and page[after] (an event id). links.next as for inquiries.
+func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	var names []string
+	if v := q.Get("filter[name]"); v != "" {
+		names = strings.Split(v, ",")
+	}
+	var bounds [2]time.Time
+	for i, key := range []string{"filter[created-at-start]", "filter[created-at-end]"} {
+		if v := q.Get(key); v != "" {
+			t, err := time.Parse(time.RFC3339Nano, v)
+			if err != nil {
+				writeErrors(w, r, http.StatusBadRequest, "Bad request", key+" must be an RFC 3339 time.")
+				return
+			}
+			bounds[i] = t
+		}
+	}
+	size, ok := pageSize(w, r)
+	if !ok {
+		return
+	}
+	after := q.Get("page[after]")
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.expireDueLocked(s.nowLocked())
+	start := len(s.events) - 1
+	if after != "" {
+		start = -2
+		for i, ev := range s.events {
+			if ev.ID == after {
+				start = i - 1
+				break
+			}
+		}
+		if start == -2 {
+			writeErrors(w, r, http.StatusBadRequest, "Bad request", "page[after] is not an event id.")
+			return
+		}
+	}
+	data := []any{}
+	last, more := "", false
+	for i := start; i >= 0; i-- {
+		ev := s.events[i]
+		if len(names) > 0 && !slices.Contains(names, ev.Name) ||
+			!bounds[0].IsZero() && ev.CreatedAt.Before(bounds[0]) ||
+			!bounds[1].IsZero() && ev.CreatedAt.After(bounds[1]) {
+			continue
+		}
+		if len(data) == size {
+			more = true
+			break
+		}
+		data = append(data, ev.doc)
+		last = ev.ID
+	}
+	writeJSON(w, r, http.StatusOK, map[string]any{"data": data, "links": nextLinks(q, "/api/v1/events", more, last, size)})
 }
 
 // handleVerify is a stand-in for Persona's hosted flow (PERSONA.md §6):

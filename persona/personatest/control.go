@@ -20,7 +20,9 @@ GET  /_sim/clock                     {"now"}
 POST /_sim/clock/advance             {"by":"25h"} -> {"now"}; expires inquiries past expires-at
 POST /_sim/faults                    {"fail-next":3,"status":503,"delay":"200ms"} -> 204
 GET  /_sim/requests                  {"total", "by-path": {path: n}}
-GET  /_sim/events                    [{"id","name","inquiry-id","created-at"}]
+GET  /_sim/events                    [{"id","name","inquiry-id","created-at","delivered"}]
+POST /_sim/webhooks                  {"enabled":false} -> 204; while off, events reach only GET /api/v1/events
+POST /_sim/templates/{id}/publish    -> {"version"}; new inquiries of the template get the new version
 `
 
 // controlRoutes registers the /_sim/ control API described in controlHelp.
@@ -48,11 +50,29 @@ func (s *Server) controlRoutes(m *http.ServeMux) {
 		s.mu.Unlock()
 		writeJSON(w, r, http.StatusOK, map[string]any{"total": total, "by-path": byPath})
 	})
+	m.HandleFunc("POST /_sim/webhooks", func(w http.ResponseWriter, r *http.Request) {
+		var p struct {
+			Enabled *bool `json:"enabled"`
+		}
+		if !decodeControl(w, r, &p) {
+			return
+		}
+		if p.Enabled == nil {
+			writeErrors(w, r, http.StatusBadRequest, "Bad request", `want {"enabled": true|false}`)
+			return
+		}
+		s.SetWebhooks(*p.Enabled)
+		s.logger.Info("webhook delivery switched by control api", "enabled", *p.Enabled)
+		w.WriteHeader(http.StatusNoContent)
+	})
+	m.HandleFunc("POST /_sim/templates/{id}/publish", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, r, http.StatusOK, map[string]any{"version": s.PublishTemplateVersion(r.PathValue("id"))})
+	})
 	m.HandleFunc("GET /_sim/events", func(w http.ResponseWriter, r *http.Request) {
 		out := []any{}
 		for _, ev := range s.Events() {
 			out = append(out, map[string]any{"id": ev.ID, "name": ev.Name, "inquiry-id": ev.InquiryID,
-				"created-at": timeValue(ev.CreatedAt)})
+				"created-at": timeValue(ev.CreatedAt), "delivered": ev.Delivered})
 		}
 		w.Header().Set("Content-Type", "application/json; charset=utf-8")
 		json.NewEncoder(w).Encode(out)

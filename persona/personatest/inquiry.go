@@ -45,7 +45,10 @@ type inquiry struct {
 	decidedAt    time.Time
 	markedAt     time.Time
 	expiresAt    time.Time
-	sessions     []*session
+	updatedAt    time.Time
+	// templateVersion is the inquiry template version the inquiry was created from.
+	templateVersion string
+	sessions        []*session
 }
 
 // session is one inquiry session; its token's exp is fixed at creation (PERSONA.md §6).
@@ -74,7 +77,7 @@ func (q *inquiry) snapshot() *persona.Inquiry {
 		ID: q.id, Status: q.status, ReferenceID: q.referenceID, TemplateID: q.templateID,
 		AccountID: q.accountID, CreatedAt: q.createdAt, StartedAt: q.startedAt,
 		CompletedAt: q.completedAt, FailedAt: q.failedAt, ExpiredAt: q.expiredAt,
-		RedactedAt: q.redactedAt, ExpiresAt: q.expiresAt,
+		RedactedAt: q.redactedAt, ExpiresAt: q.expiresAt, UpdatedAt: q.updatedAt,
 		EmailAddress: q.emailAddress, NameFirst: q.nameFirst,
 	}
 }
@@ -100,6 +103,7 @@ func (s *Server) CreateInquiry(p InquiryParams) *persona.Inquiry {
 		seq: s.seq, id: p.ID, status: persona.StatusCreated, referenceID: p.ReferenceID,
 		templateID: p.TemplateID, accountID: p.AccountID, emailAddress: p.EmailAddress,
 		nameFirst: p.NameFirst, createdAt: now, expiresAt: now.Add(s.opts.AfterCreate),
+		templateVersion: s.templateLocked(p.TemplateID).current,
 	}
 	s.inquiries[q.id] = q
 	s.ordered = append(s.ordered, q)

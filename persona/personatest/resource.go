@@ -57,14 +57,49 @@ func inquiryResource(q *inquiry) map[string]any {
 			"decisioned-at":        timeValue(q.decidedAt),
 			"expired-at":           timeValue(q.expiredAt),
 			"redacted-at":          timeValue(q.redactedAt),
+			"updated-at":           timeValue(q.updatedAt),
 			"fields":               fields,
 		},
 		"relationships": map[string]any{
-			"inquiry-template": map[string]any{"data": map[string]any{"type": "inquiry-template", "id": q.templateID}},
-			"account":          map[string]any{"data": map[string]any{"type": "account", "id": q.accountID}},
-			"sessions":         map[string]any{"data": sessions},
+			"inquiry-template":         map[string]any{"data": map[string]any{"type": "inquiry-template", "id": q.templateID}},
+			"inquiry-template-version": map[string]any{"data": versionRef(q.templateVersion)},
+			"account":                  map[string]any{"data": map[string]any{"type": "account", "id": q.accountID}},
+			"sessions":                 map[string]any{"data": sessions},
 		},
 	}
+}
+
+// versionRef is the resource identifier of a template version, or JSON null.
+func versionRef(id string) any {
+	if id == "" {
+		return nil
+	}
+	return map[string]any{"type": "inquiry-template-version", "id": id}
+}
+
+// sparse applies a sparse fieldset (fields[inquiry]=status,expires-at, PERSONA.md §7) to a
+// resource: only the named attributes stay, and relationships go unless named. An empty
+// fieldset leaves the resource whole.
+func sparse(res map[string]any, fieldset []string) map[string]any {
+	if len(fieldset) == 0 {
+		return res
+	}
+	attrs := res["attributes"].(map[string]any)
+	rels := res["relationships"].(map[string]any)
+	keptAttrs, keptRels := map[string]any{}, map[string]any{}
+	for _, f := range fieldset {
+		if v, ok := attrs[f]; ok {
+			keptAttrs[f] = v
+		}
+		if v, ok := rels[f]; ok {
+			keptRels[f] = v
+		}
+	}
+	out := map[string]any{"type": res["type"], "id": res["id"], "attributes": keptAttrs}
+	if len(keptRels) > 0 {
+		out["relationships"] = keptRels
+	}
+	return out
 }
 
 // writeJSON writes doc with the key casing the request's Key-Inflection header asks for

@@ -101,6 +101,8 @@ type Server struct {
 	byPath      map[string]int
 	requestLog  []RequestRecord
 	events      []Event
+	webhooksOff bool
+	templates   map[string]*template
 }
 
 // New returns a Server with opts' defaults applied. It starts the webhook dispatcher and a
@@ -159,6 +161,7 @@ func New(opts Options) *Server {
 		links:       map[string]*oneTimeLink{},
 		idempotency: map[string]*cachedResponse{},
 		byPath:      map[string]int{},
+		templates:   map[string]*template{},
 	}
 	s.hooks = newDispatcher(opts, s.logger)
 	s.routes()

@@ -24,6 +24,12 @@ type Event struct {
 	CreatedAt time.Time
 	// Body is the exact JSON delivered (PERSONA.md §3).
 	Body []byte
+	// Delivered is false when webhook delivery was switched off (SetWebhooks) as the event
+	// was emitted: it reached no receiver and only the Events API knows it.
+	Delivered bool
+	// doc is the event object ("data" of the body) with kebab-case keys, as the Events API
+	// lists it.
+	doc map[string]any
 }
 
 // Delivery is one delivery attempt of an event to one URL.
@@ -56,6 +62,9 @@ func (s *Server) Deliveries() []Delivery {
 
 // emitLocked builds the event for q's current state and queues it for every webhook URL.
 func (s *Server) emitLocked(name string, q *inquiry, at time.Time) {
+	if at.After(q.updatedAt) {
+		q.updatedAt = at
+	}
 	id := newID("evt_")
 	doc := map[string]any{"data": map[string]any{
 		"type": "event",
@@ -71,9 +80,22 @@ func (s *Server) emitLocked(name string, q *inquiry, at time.Time) {
 		},
 	}}
 	body, _ := json.Marshal(inflect(doc, s.opts.WebhookKeyInflection)) // maps of JSON values always encode
-	ev := Event{ID: id, Name: name, InquiryID: q.id, CreatedAt: at, Body: body}
+	ev := Event{ID: id, Name: name, InquiryID: q.id, CreatedAt: at, Body: body, Delivered: !s.webhooksOff,
+		doc: doc["data"].(map[string]any)}
 	s.events = append(s.events, ev)
-	s.hooks.enqueue(ev)
+	if !s.webhooksOff {
+		s.hooks.enqueue(ev)
+	}
+}
+
+// SetWebhooks switches webhook delivery on (the default) or off. While it is off, events are
+// still emitted and listed by the Events API (GET /api/v1/events) but sent to no receiver:
+// the outage, misconfigured secret or deleted webhook that reconciliation exists for
+// (PERSONA.md §2). Events emitted while it was off are never delivered later.
+func (s *Server) SetWebhooks(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.webhooksOff = !on
 }
 
 // signature returns a Persona-Signature header value for body sent at t (PERSONA.md §1):
