@@ -46,6 +46,8 @@ type ListedEvent struct {
 	Body  []byte
 	// ID is the event's id even when Event is nil ("" when it has none).
 	ID string
+	// Page is the number of the page (one API call) the event came on, from 1.
+	Page int
 }
 
 // ListEvents iterates over the events matching f, newest first as Persona lists them,
@@ -93,7 +95,9 @@ func (c *Client) ListEvents(ctx context.Context, f EventFilter) iter.Seq2[*Liste
 				return
 			}
 			for _, raw := range doc.Data {
-				if !yield(listedEvent(raw), nil) {
+				le := listedEvent(raw)
+				le.Page = page
+				if !yield(le, nil) {
 					return
 				}
 			}

@@ -200,3 +200,25 @@ func grantID() string {
 	rand.Read(b[:])
 	return hex.EncodeToString(b[:])
 }
+
+// usageScript counts the grants of the current window on Redis' clock.
+// KEYS[1] sorted set of grant times (ms); ARGV[1] window (ms).
+var usageScript = redis.NewScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+return redis.call('ZCOUNT', KEYS[1], '(' .. (now - tonumber(ARGV[1])), '+inf')
+`)
+
+// Usage returns the grants of every replica in the current sliding window and the limit, so
+// that a low-priority caller (reconciliation) can leave the room to others. The error is
+// Redis's.
+func (l *RateLimiter) Usage(ctx context.Context) (used, limit int, err error) {
+	n, err := usageScript.Run(ctx, l.client, l.keys[:1], l.window.Milliseconds()).Int()
+	if err != nil {
+		return 0, l.limit, fmt.Errorf("read rate limit usage %s: %w", l.keys[0], err)
+	}
+	return n, l.limit, nil
+}
+
+// Window is the limiter's sliding window.
+func (l *RateLimiter) Window() time.Duration { return l.window }

@@ -112,6 +112,7 @@ func (w *Worker) apply(ctx context.Context, shuttingDown bool, b *batch) (time.D
 			continue
 		}
 		w.metrics.events.WithLabelValues(label, resultLabel(r.Outcome)).Inc()
+		w.metrics.bySource.WithLabelValues(sourceLabel(d.msg.Headers().Get(eventstream.HeaderSource))).Inc()
 		if err := d.msg.Ack(); err != nil {
 			// JetStream redelivers it and the store recognises the event id.
 			w.log.Warn("ack message", "event_id", ev.ID, "err", err)

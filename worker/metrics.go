@@ -7,6 +7,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/resumer/resumer/internal/eventstream"
 	"github.com/resumer/resumer/state"
 )
 
@@ -89,6 +90,19 @@ type metrics struct {
 	batchSize     prometheus.Histogram
 	pending       prometheus.Gauge
 	deadLetters   *prometheus.CounterVec
+	bySource      *prometheus.CounterVec
+}
+
+// sourceLabel bounds an event's eventstream.HeaderSource to a label value: webhook (no
+// header), replay, synthetic, else other.
+func sourceLabel(h string) string {
+	switch h {
+	case "":
+		return eventstream.SourceWebhook
+	case eventstream.SourceWebhook, eventstream.SourceReplay, eventstream.SourceSynthetic:
+		return h
+	}
+	return resultOther
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -115,6 +129,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "resumer_worker_dead_letters_total",
 			Help: "Messages copied to the dead-letter stream, by reason: malformed, invalid_event, max_deliveries.",
 		}, []string{"reason"}),
+		bySource: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "resumer_worker_events_by_source_total",
+			Help: "Events the worker applied (any outcome but failed), by source: webhook (delivered by Persona), replay and synthetic (reconciliation), other.",
+		}, []string{"source"}),
 	}
 	var err error
 	if m.events, err = register(reg, m.events); err != nil {
@@ -131,6 +149,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	if m.deadLetters, err = register(reg, m.deadLetters); err != nil {
 		return nil, err
+	}
+	if m.bySource, err = register(reg, m.bySource); err != nil {
+		return nil, err
+	}
+	for _, s := range []string{eventstream.SourceWebhook, eventstream.SourceReplay, eventstream.SourceSynthetic, resultOther} {
+		m.bySource.WithLabelValues(s)
 	}
 	for _, e := range slices.Concat(knownEvents, []string{eventOther}) {
 		for _, r := range results {

@@ -73,6 +73,10 @@ type config struct {
 	NotifyWebhookURL    string
 	NotifyWebhookSecret string
 
+	ReconcileInterval time.Duration
+	ReconcileBudget   float64
+	ReconcileLookback time.Duration
+
 	APIKeys             []api.APIKey
 	ResumeMinRemaining  time.Duration
 	ResumeExpiredWithin time.Duration
@@ -100,7 +104,7 @@ type config struct {
 }
 
 // allRoles are the roles `serve` can run, in start order.
-var allRoles = []string{"webhook", "worker", "notify", "api"}
+var allRoles = []string{"webhook", "worker", "notify", "api", "reconcile"}
 
 // setting is one configuration variable: its environment name, default, help text, whether
 // it may come from a *_FILE, and how it is stored into config.
@@ -275,6 +279,14 @@ var settings = []setting{
 	{env: "RESUMER_NOTIFY_WEBHOOK_URL", usage: "customer endpoint the webhook channel POSTs reminders to", set: setHTTPURL(func(c *config) *string { return &c.NotifyWebhookURL })},
 	{env: "RESUMER_NOTIFY_WEBHOOK_SECRET", usage: "Standard Webhooks secret (whsec_...) signing reminder webhooks", secret: true,
 		set: func(c *config, v string) error { c.NotifyWebhookSecret = v; return nil }},
+	{env: "RESUMER_RECONCILE_INTERVAL", def: "15m", usage: "time between reconciliation passes of the reconcile role (replay missed events, re-check open inquiries)", set: setDuration(time.Second, func(c *config) *time.Duration { return &c.ReconcileInterval })},
+	{env: "RESUMER_RECONCILE_BUDGET", def: "20%", usage: "share of RESUMER_PERSONA_RATE reconciliation may use, and only while reminders and the API leave it free",
+		set: func(c *config, v string) error {
+			f, err := parseShare(v)
+			c.ReconcileBudget = f
+			return err
+		}},
+	{env: "RESUMER_RECONCILE_LOOKBACK", def: "48h", usage: "how far back the first replay of Persona's events reads (no checkpoint yet); keep it within RESUMER_EVENT_MEMORY", set: setDuration(time.Minute, func(c *config) *time.Duration { return &c.ReconcileLookback })},
 	{env: "RESUMER_API_KEYS", usage: "resume API keys, `;`-separated: name=acme sha256=<hex> scopes=inquiries:read,sessions:create reference_prefix=acme-", secret: true,
 		set: func(c *config, v string) error {
 			keys, err := api.ParseAPIKeys(v)

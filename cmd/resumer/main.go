@@ -50,6 +50,8 @@ commands:
                             list dead-lettered events
   dlq replay [--all | SEQ...]
                             re-publish dead letters to the events stream
+  reconcile [--since 48h] [--dry-run]
+                            one reconciliation pass: replay missed events, re-check open inquiries
   persona-sim [--addr A] [--api-key K] [--rate-limit N] [--log-level L]
               [--webhook-url U --webhook-secret S]
                             run the Persona simulator (control API under /_sim/)
@@ -93,6 +95,8 @@ func dispatch(ctx context.Context, args []string, getenv func(string) string, st
 		return inquiryCommand(ctx, rest, getenv, stdout, stderr)
 	case "dlq":
 		return dlqCommand(ctx, rest, getenv, stdout, stderr)
+	case "reconcile":
+		return reconcileCommand(ctx, rest, getenv, stdout, stderr)
 	case "persona-sim":
 		return personaSimCommand(ctx, rest, stdout, stderr)
 	case "bench":

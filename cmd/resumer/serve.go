@@ -84,7 +84,7 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, stdout io.Writ
 	var nc *nats.Conn
 	var link *natsLink
 	var js jetstream.JetStream
-	if cfg.has("webhook") || cfg.has("worker") {
+	if cfg.has("webhook") || cfg.has("worker") || cfg.has("reconcile") {
 		var err error
 		link, err = connectNATS(cfg.NATSURL, logger)
 		if err != nil {
@@ -98,7 +98,7 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, stdout io.Writ
 		checks.add("nats", link.check)
 	}
 	var rdb *redis.Client
-	if cfg.has("worker") || cfg.has("notify") || cfg.has("api") {
+	if cfg.has("worker") || cfg.has("notify") || cfg.has("api") || cfg.has("reconcile") {
 		opts, err := redis.ParseURL(cfg.RedisURL)
 		if err != nil {
 			return fmt.Errorf("RESUMER_REDIS_URL: %w", err)
@@ -201,6 +201,21 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, stdout io.Writ
 				return fmt.Errorf("notify: %w", err)
 			}
 			return nil
+		})
+	}
+
+	if cfg.has("reconcile") {
+		rec, err := newReconciler(cfg, rdb, js, logger, reg)
+		if err != nil {
+			return fmt.Errorf("reconcile role: %w", err)
+		}
+		g.Go(func() error {
+			select {
+			case <-streamReadyCh:
+			case <-roleCtx.Done():
+				return nil
+			}
+			return rec.Run(roleCtx)
 		})
 	}
 

@@ -24,6 +24,9 @@ const (
 	HeaderInquiryID      = "Persona-Inquiry-Id"
 	HeaderEventCreatedAt = "Persona-Event-Created-At" // RFC 3339, nanoseconds
 	HeaderReceivedAt     = "Resumer-Received-At"      // RFC 3339, nanoseconds
+	// HeaderSource says where an event came from: SourceReplay or SourceSynthetic; absent
+	// (SourceWebhook) for events Persona delivered to the receiver.
+	HeaderSource = "Resumer-Event-Source"
 	// HeaderDeadReason is set on a dead letter: why the event could not be applied.
 	HeaderDeadReason = "Resumer-Dead-Reason"
 	// HeaderDeadSubject is set on a dead letter: the subject it was first published to.
@@ -31,6 +34,22 @@ const (
 	// HeaderDeadSequence is set on a dead letter: its sequence in the events stream.
 	HeaderDeadSequence = "Resumer-Dead-Sequence"
 )
+
+// The values of HeaderSource.
+const (
+	// SourceWebhook: delivered by Persona to the webhook receiver (the header is absent).
+	SourceWebhook = "webhook"
+	// SourceReplay: a past event read from Persona's Events API by reconciliation and
+	// published unchanged, under its own event id.
+	SourceReplay = "replay"
+	// SourceSynthetic: an event reconciliation made up from a difference between the tracked
+	// inquiry and Persona's current view of it; its id starts with SyntheticIDPrefix.
+	SourceSynthetic = "synthetic"
+)
+
+// SyntheticIDPrefix starts the event id of every synthetic event, so that it can never be
+// taken for one of Persona's.
+const SyntheticIDPrefix = "evt_resumer_"
 
 // Defaults for Config.
 const (

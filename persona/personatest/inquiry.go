@@ -143,6 +143,7 @@ func (s *Server) SetExpiresAt(id string, at time.Time) error {
 		return fmt.Errorf("set expires-at of %s: %w", id, ErrUnknownInquiry)
 	}
 	q.expiresAt = at.UTC().Truncate(time.Millisecond)
+	q.updatedAt = s.nowLocked()
 	s.expireDueLocked(s.nowLocked())
 	return nil
 }
