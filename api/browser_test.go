@@ -1,45 +1,98 @@
 package api
 
 import (
-	"context"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/resumer/resumer/brand"
+	"github.com/resumer/resumer/internal/testenv"
 	"github.com/resumer/resumer/persona/personatest"
 )
 
-// chromium runs Debian's chromium headless on url with extra flags (--dump-dom,
-// --screenshot=...) and returns its standard output. The flags keep it off the network
-// beyond the URL (this machine has none) and out of any profile.
-func chromium(t *testing.T, bin, url string, flags ...string) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	args := append([]string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-		"--disable-background-networking", "--disable-component-update", "--disable-sync", "--hide-scrollbars",
-		"--window-size=800,600", "--user-data-dir=" + t.TempDir()}, flags...)
-	out, err := exec.CommandContext(ctx, bin, append(args, url)...).Output()
+// TestLinkButtonInBrowser is what a mail scanner and then the user do with a /r/ link, in a
+// real headless browser: GET (as scanners fetch every link) and HEAD make no Persona call;
+// the page shows the brand and a "Continue verification" button; pressing it mints once and
+// lands in the (simulated) hosted flow, passing the page's CSP form-action and the cross-origin
+// check. With single-use links the same link then shows the used page with the brand's
+// fresh-link offer. Skipped when chromium is not installed.
+func TestLinkButtonInBrowser(t *testing.T) {
+	bin := testenv.Chromium(t)
+	brands, err := brand.New([]brand.Brand{{ID: "acme", Name: "Acme Bank", Color: "#0b5394",
+		SupportEmail: "help@acme.example", FreshLinkURL: "https://app.acme.example/verify/resend"}}, "")
 	if err != nil {
-		t.Fatalf("chromium %v: %v", flags, err)
+		t.Fatal(err)
 	}
-	return string(out)
+	e := newEnv(t, &envConfig{api: func(o *Options) { o.SingleUseLinks = true; o.Brands = brands }})
+	id := e.create(personatest.InquiryParams{ReferenceID: "acme-7"})
+	token := e.link(id, time.Hour)
+	url := e.http.URL + "/r/" + token
+
+	// The scanner: GET with a plain client, GET in a browser, HEAD.
+	if r := e.open(token); r.status != http.StatusOK {
+		t.Fatalf("GET: %d", r.status)
+	}
+	dom := testenv.RunChromium(t, bin, url, "--dump-dom")
+	req, _ := http.NewRequest(http.MethodHead, url, nil)
+	if r := e.send(req); r.status != http.StatusOK {
+		t.Fatalf("HEAD: %d", r.status)
+	}
+	if n := e.sim.Requests(); n != 0 {
+		t.Fatalf("opening the link made %d Persona calls, want none", n)
+	}
+	for _, want := range []string{"Acme Bank", "Continue your verification", "Continue verification", "help@acme.example"} {
+		if !strings.Contains(dom, want) {
+			t.Errorf("the page lacks %q: %s", want, dom)
+		}
+	}
+
+	dir := t.ArtifactDir()
+	shoot := func(name string) {
+		shot := filepath.Join(dir, name+".png")
+		testenv.RunChromium(t, bin, url, "--screenshot="+shot)
+		if fi, err := os.Stat(shot); err != nil || fi.Size() < 1000 {
+			t.Errorf("screenshot %s: %v", shot, err)
+		}
+		t.Logf("screenshot: %s", shot)
+	}
+	shoot("branded_continue")
+
+	// The user.
+	b := testenv.StartBrowser(t, bin)
+	b.Navigate(url)
+	if text := b.Text(); !strings.Contains(text, "Acme Bank") || !strings.Contains(text, "Continue verification") {
+		t.Fatalf("page text: %q", text)
+	}
+	b.Click("button[type=submit]")
+	b.WaitFor("document.body && document.body.innerText.includes('resumed in the simulated hosted flow')")
+	if u := b.URL(); !strings.HasPrefix(u, e.sim.URL()+"/verify?") || !strings.Contains(u, "session-token=") {
+		t.Errorf("landed on %q, want the hosted flow with a session token", u)
+	}
+	if n := e.sim.PathRequests(resumePath(id)); n != 1 {
+		t.Errorf("persona resumed %d times, want 1 (the button)", n)
+	}
+
+	// Single use: the same link again shows the used page, offering a fresh e-mail.
+	b.Navigate(url)
+	text := b.Text()
+	if !strings.Contains(text, pageLinkUsed.Heading) || !strings.Contains(text, "Send me a fresh e-mail") {
+		t.Errorf("reopened single-use link: %q", text)
+	}
+	shoot("branded_link_used")
+	if n := e.sim.Requests(); n != 1 {
+		t.Errorf("persona called %d times in all, want 1", n)
+	}
 }
 
-// TestRedirectPagesInBrowser opens the /r/ pages in a real headless browser: the happy path
-// follows the 302 into the (simulated) hosted flow, and each failure page renders its
-// heading and nothing from the link. A screenshot of every page is kept as a test artefact
-// (go test -artifacts -outputdir=DIR keeps them; see testing.T.ArtifactDir). Skipped when
-// chromium is not installed (apt-get install chromium).
+// TestRedirectPagesInBrowser opens the /r/ pages in a real headless browser: each failure
+// page renders its heading and nothing from the link. A screenshot of every page is kept as
+// a test artefact (go test -artifacts -outputdir=DIR keeps them; see testing.T.ArtifactDir).
+// Skipped when chromium is not installed (apt-get install chromium).
 func TestRedirectPagesInBrowser(t *testing.T) {
-	bin, err := exec.LookPath("chromium")
-	if err != nil {
-		t.Skip("chromium not installed (Debian package chromium)")
-	}
+	bin := testenv.Chromium(t)
 	e := newEnv(t, &envConfig{api: func(o *Options) { o.MintLimit = 1 }})
 	live := e.create(personatest.InquiryParams{})
 	limited := e.create(personatest.InquiryParams{})
@@ -53,52 +106,59 @@ func TestRedirectPagesInBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.sync()
-	if r := e.follow(e.link(limited, time.Hour)); r.status != http.StatusFound {
+	if r := e.follow(e.link(limited, time.Hour)); r.status != http.StatusSeeOther {
 		t.Fatalf("spending the mint limit: %d", r.status)
 	}
 	good := e.link(live, time.Hour)
 	dir := t.ArtifactDir()
 
-	t.Run("redirect", func(t *testing.T) {
-		dom := chromium(t, bin, e.http.URL+"/r/"+good, "--dump-dom")
-		if !strings.Contains(dom, "resumed in the simulated hosted flow") {
-			t.Errorf("the browser did not land in the hosted flow: %s", dom)
-		}
-		if n := e.sim.PathRequests(resumePath(live)); n != 1 {
-			t.Errorf("persona resumed %d times, want 1", n)
-		}
-	})
 	for _, tc := range []struct {
 		token string
 		page  page
+		press bool
 		setup func()
 	}{
-		{"AAAA" + good[4:], pageInvalidLink, nil},
-		{e.link(live, -time.Minute), pageLinkExpired, nil},
-		{e.link(finished, time.Hour), pageFinished, nil},
-		{e.link(expired, time.Hour), pageInquiryExpired, nil},
-		{e.link(limited, time.Hour), pageTooManyAttempts, nil},
-		{e.link(down, time.Hour), pageUnavailable, func() { e.sim.FailNext(1000, http.StatusServiceUnavailable) }},
+		{good, pageContinue, false, nil},
+		{"AAAA" + good[4:], pageInvalidLink, false, nil},
+		{e.link(live, -time.Minute), pageLinkExpired, false, nil},
+		{e.link(finished, time.Hour), pageFinished, false, nil},
+		{e.link(expired, time.Hour), pageInquiryExpired, false, nil},
+		{e.link(limited, time.Hour), pageTooManyAttempts, true, nil},
+		{e.link(down, time.Hour), pageUnavailable, true, func() { e.sim.FailNext(1000, http.StatusServiceUnavailable) }},
 	} {
 		t.Run(tc.page.name, func(t *testing.T) {
 			if tc.setup != nil {
 				tc.setup()
 			}
-			url := e.http.URL + "/r/" + tc.token
-			dom := chromium(t, bin, url, "--dump-dom")
-			heading := strings.ReplaceAll(tc.page.Heading, "'", "&#39;")
-			if !strings.Contains(dom, heading) && !strings.Contains(dom, tc.page.Heading) {
-				t.Errorf("page %s does not show %q: %s", tc.page.name, tc.page.Heading, dom)
+			b := testenv.StartBrowser(t, bin)
+			b.Navigate(e.http.URL + "/r/" + tc.token)
+			if tc.press {
+				b.Click("button[type=submit]")
+				b.WaitFor("document.querySelector('h1') && document.querySelector('h1').innerText !== " + jsString(pageContinue.Heading))
 			}
-			if strings.Contains(dom, tc.token) || strings.Contains(dom, "inq_") {
+			text := b.Text()
+			if !strings.Contains(text, tc.page.Heading) {
+				t.Errorf("page %s does not show %q: %s", tc.page.name, tc.page.Heading, text)
+			}
+			html := string(b.Eval("document.documentElement.outerHTML"))
+			if strings.Contains(text, tc.token) || strings.Contains(html, "inq_") {
 				t.Errorf("page %s shows the link or an inquiry id", tc.page.name)
 			}
+			if tc.press {
+				return // a screenshot would open the link afresh
+			}
 			shot := filepath.Join(dir, tc.page.name+".png")
-			chromium(t, bin, url, "--screenshot="+shot)
+			testenv.RunChromium(t, bin, e.http.URL+"/r/"+tc.token, "--screenshot="+shot)
 			if fi, err := os.Stat(shot); err != nil || fi.Size() < 1000 {
 				t.Errorf("screenshot %s: %v", shot, err)
 			}
 			t.Logf("screenshot: %s", shot)
 		})
 	}
+	e.sim.FailNext(0, 0)
+}
+
+// jsString quotes s as a JavaScript string literal.
+func jsString(s string) string {
+	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
 }

@@ -12,8 +12,10 @@
 //	                                          session_expires_at (the JWT's exp),
 //	                                          inquiry_expires_at and hosted_flow_url.
 //	                                          Scope sessions:create. Body: none or a JSON object.
-//	GET  /r/{token}                           a link.Signer link: 302 to the hosted
-//	                                          flow with a fresh token, or a small HTML page.
+//	GET  /r/{token}                           a link.Signer link: a small branded page with a
+//	                                          "Continue verification" button (never mints).
+//	POST /r/{token}                           the button: 303 to the hosted flow with a fresh
+//	                                          token, or a small HTML page saying why not.
 //
 // # Resume rules
 //
@@ -51,12 +53,17 @@
 //
 // # Redirect links
 //
-// GET /r/{token} verifies the link's HMAC and expiry, re-checks the tracked state, mints
-// within the same limits and answers 302 with Location on the hosted flow. Otherwise it
-// answers a small HTML page that names nothing from the request: 400 for a malformed or
-// tampered link, 410 for an expired link, a finished, unknown or expired inquiry, 429 for
-// the mint limit and 503 when Redis or Persona cannot help (both with Retry-After). HEAD only
-// verifies the link. Options.Redirect nil leaves the route unregistered.
+// GET (and HEAD) /r/{token} verifies the link's HMAC and expiry and re-checks the tracked
+// state, but never calls Persona: mail scanners fetch every link, and must burn nothing. A
+// good link gets a page (branded by Options.Brands) whose "Continue verification" button
+// POSTs a form token (link.Signer.FormToken: only this link's page carries one, valid 30
+// minutes). POST /r/{token} refuses a cross-origin request or a missing, forged or stale form
+// token with the page again (403, fresh token), marks a single-use link used
+// (Options.SingleUseLinks), mints within the same limits and answers 303 with Location on the
+// hosted flow. Every other outcome is a small HTML page that names nothing from the request:
+// 400 for a malformed or tampered link, 410 for an expired or used link or a finished, unknown
+// or expired inquiry, 429 for the mint limit and 503 when Redis or Persona cannot help (both
+// with Retry-After). Options.Redirect nil leaves the routes unregistered.
 //
 // # Secrets, logs and metrics
 //

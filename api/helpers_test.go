@@ -5,10 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"html"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -261,10 +264,47 @@ func (e *env) post(id, key string) response {
 	return e.do(http.MethodPost, "/v1/inquiries/"+id+"/sessions", key, nil)
 }
 
-// follow is GET /r/{token}.
-func (e *env) follow(token string) response {
+// open is GET /r/{token}: the link's page, which never mints.
+func (e *env) open(token string) response {
 	e.t.Helper()
 	return e.do(http.MethodGet, "/r/"+token, "", nil)
+}
+
+// formTokenRE finds the continue form's hidden field in a page.
+var formTokenRE = regexp.MustCompile(`name="form_token" value="([^"]+)"`)
+
+// formToken is the continue form's token in page, or "" when it has no form.
+func formToken(page response) string {
+	if m := formTokenRE.FindSubmatch(page.body); m != nil {
+		return html.UnescapeString(string(m[1]))
+	}
+	return ""
+}
+
+// press submits the form of a page of /r/{token} as a same-origin browser would: POST with
+// the form token (and Sec-Fetch-Site: same-origin).
+func (e *env) press(token, formToken string) response {
+	e.t.Helper()
+	req, err := http.NewRequest(http.MethodPost, e.http.URL+"/r/"+token,
+		strings.NewReader(url.Values{"form_token": {formToken}}.Encode()))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Sec-Fetch-Site", "same-origin")
+	return e.send(req)
+}
+
+// follow opens the link and, when its page offers the "Continue verification" button,
+// presses it: what a user does.
+func (e *env) follow(token string) response {
+	e.t.Helper()
+	page := e.open(token)
+	ft := formToken(page)
+	if page.status != http.StatusOK || ft == "" {
+		return page
+	}
+	return e.press(token, ft)
 }
 
 // link signs a redirect token for id that expires in d.

@@ -81,7 +81,7 @@ func validating(t *testing.T, h http.Handler) http.Handler {
 // of the /r/ pages. The validating wrapper of every other test checks real responses.
 func TestOpenAPIDescribesServer(t *testing.T) {
 	doc, _ := loadSpec(t)
-	routes := []string{RouteInquiry, RouteSessions, RouteRedirect, "HEAD /r/{token}"}
+	routes := []string{RouteInquiry, RouteSessions, RouteRedirect, "HEAD /r/{token}", RouteLinkContinue}
 	for _, route := range routes {
 		method, path, _ := strings.Cut(route, " ")
 		item := doc.Paths.Find(path)
@@ -119,11 +119,17 @@ func TestOpenAPIDescribesServer(t *testing.T) {
 		}
 	}
 
-	redirect := doc.Paths.Find("/r/{token}").Get
-	for _, p := range []page{pageInvalidLink, pageLinkExpired, pageFinished, pageInquiryExpired,
-		pageTooManyAttempts, pageUnavailable} {
-		if redirect.Responses.Status(p.status) == nil {
+	get, post := doc.Paths.Find("/r/{token}").Get, doc.Paths.Find("/r/{token}").Post
+	for _, p := range []page{pageContinue, pageInvalidLink, pageLinkExpired, pageLinkUsed, pageFinished,
+		pageInquiryExpired, pageUnavailable} {
+		if get.Responses.Status(p.status) == nil {
 			t.Errorf("page %s (%d) is not described on GET /r/{token}", p.name, p.status)
+		}
+	}
+	for _, p := range []page{pageFormExpired, pageInvalidLink, pageLinkExpired, pageLinkUsed, pageFinished,
+		pageInquiryExpired, pageTooManyAttempts, pageUnavailable} {
+		if post.Responses.Status(p.status) == nil {
+			t.Errorf("page %s (%d) is not described on POST /r/{token}", p.name, p.status)
 		}
 	}
 }

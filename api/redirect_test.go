@@ -50,7 +50,7 @@ func TestRedirectHappyPath(t *testing.T) {
 	id := e.create(personatest.InquiryParams{ReferenceID: "user-1"})
 	token := e.link(id, time.Hour)
 	r := e.follow(token)
-	if r.status != http.StatusFound {
+	if r.status != http.StatusSeeOther {
 		t.Fatalf("status %d: %s", r.status, r.body)
 	}
 	for h, want := range map[string]string{"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"} {
@@ -85,7 +85,7 @@ func TestRedirectFailurePages(t *testing.T) {
 	live := e.create(personatest.InquiryParams{})
 	completed := e.create(personatest.InquiryParams{})
 	replayed := e.link(completed, time.Hour)
-	if r := e.follow(replayed); r.status != http.StatusFound {
+	if r := e.follow(replayed); r.status != http.StatusSeeOther {
 		t.Fatalf("first click: %d", r.status)
 	}
 	if err := e.sim.Complete(completed); err != nil {
@@ -179,5 +179,125 @@ func TestRedisDown(t *testing.T) {
 	wantPage(t, e.follow(e.link(id, time.Hour)), pageUnavailable)
 	if n := e.sim.Requests(); n != 0 {
 		t.Errorf("persona called %d times without redis", n)
+	}
+}
+
+// TestLinkGetNeverMints: any number of GETs and HEADs of a good link (what mail scanners do)
+// make no Persona call and count nothing against the mint limit; the button then works.
+func TestLinkGetNeverMints(t *testing.T) {
+	e := newEnv(t, &envConfig{api: func(o *Options) { o.MintLimit = 1 }})
+	id := e.create(personatest.InquiryParams{})
+	token := e.link(id, time.Hour)
+	for range 5 {
+		wantPage(t, e.open(token), pageContinue)
+		req, _ := http.NewRequest(http.MethodHead, e.http.URL+"/r/"+token, nil)
+		if r := e.send(req); r.status != http.StatusOK || len(r.body) != 0 {
+			t.Fatalf("HEAD: %d, %d bytes", r.status, len(r.body))
+		}
+	}
+	if n := e.sim.Requests(); n != 0 {
+		t.Fatalf("GET and HEAD made %d Persona calls", n)
+	}
+	if r := e.follow(token); r.status != http.StatusSeeOther {
+		t.Fatalf("the button after five scans: %d %s", r.status, r.body)
+	}
+	if n := e.sim.PathRequests(resumePath(id)); n != 1 {
+		t.Errorf("persona resumed %d times, want 1", n)
+	}
+}
+
+// TestLinkContinueRefusesForgedForms: the button's POST needs the form token of this very
+// link's page, unexpired, and no cross-site origin; each refusal shows the page again with a
+// fresh token (which works) and mints nothing.
+func TestLinkContinueRefusesForgedForms(t *testing.T) {
+	e := newEnv(t, nil)
+	id := e.create(personatest.InquiryParams{})
+	other := e.create(personatest.InquiryParams{})
+	token, otherToken := e.link(id, time.Hour), e.link(other, time.Hour)
+	good := formToken(e.open(token))
+	if good == "" {
+		t.Fatal("the continue page has no form token")
+	}
+	crossSite := func(origin string) response {
+		req, _ := http.NewRequest(http.MethodPost, e.http.URL+"/r/"+token,
+			strings.NewReader(url.Values{"form_token": {good}}.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Sec-Fetch-Site", "cross-site")
+		req.Header.Set("Origin", origin)
+		return e.send(req)
+	}
+	for _, tc := range []struct {
+		name string
+		send func() response
+	}{
+		{"no token", func() response { return e.press(token, "") }},
+		{"garbage token", func() response { return e.press(token, "123.abc") }},
+		{"token of another link", func() response { return e.press(token, formToken(e.open(otherToken))) }},
+		{"token signed with another secret", func() response {
+			return e.press(token, link.Signer{Secret: []byte(strings.Repeat("x", 32))}.FormToken(token, e.sim.Now().Add(time.Minute)))
+		}},
+		{"expired token", func() response {
+			return e.press(token, e.signer.FormToken(token, e.sim.Now().Add(-time.Second)))
+		}},
+		{"cross-site", func() response { return crossSite("https://evil.example") }},
+		{"huge body", func() response { return e.press(token, strings.Repeat("9", 4096)) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := tc.send()
+			wantPage(t, r, pageFormExpired)
+			if formToken(r) == "" {
+				t.Error("the refusal page has no fresh form")
+			}
+		})
+	}
+	if n := e.sim.Requests(); n != 0 {
+		t.Fatalf("refused forms made %d Persona calls", n)
+	}
+	refused := e.press(token, "")
+	if r := e.press(token, formToken(refused)); r.status != http.StatusSeeOther {
+		t.Errorf("pressing the refusal page's button: %d", r.status)
+	}
+	// A form token is not a link: it does not open another inquiry.
+	if r := e.press(otherToken, good); r.status != http.StatusForbidden {
+		t.Errorf("form token of one link pressed on another: %d", r.status)
+	}
+}
+
+// TestSingleUseLinks: with SingleUseLinks a link mints once, concurrent presses included;
+// afterwards GET and POST show the used page. A press that Persona refuses does not use the
+// link up.
+func TestSingleUseLinks(t *testing.T) {
+	e := newEnv(t, &envConfig{api: func(o *Options) { o.SingleUseLinks = true }})
+	id := e.create(personatest.InquiryParams{})
+	token := e.link(id, time.Hour)
+	ft := formToken(e.open(token))
+
+	e.sim.FailNext(100, http.StatusServiceUnavailable)
+	wantPage(t, e.press(token, ft), pageUnavailable)
+	e.sim.FailNext(0, 0)
+	wantPage(t, e.open(token), pageContinue) // still usable
+
+	results := make(chan int, 4)
+	for range 4 {
+		go func() { results <- e.press(token, ft).status }()
+	}
+	redirects := 0
+	for range 4 {
+		switch s := <-results; s {
+		case http.StatusSeeOther:
+			redirects++
+		case http.StatusGone:
+		default:
+			t.Errorf("concurrent press: %d", s)
+		}
+	}
+	if redirects != 1 {
+		t.Errorf("%d presses minted, want exactly 1", redirects)
+	}
+	wantPage(t, e.open(token), pageLinkUsed)
+	wantPage(t, e.press(token, ft), pageLinkUsed)
+	// Another link of the same inquiry (the next reminder) still works.
+	if r := e.follow(e.signer.Token(id, "6h", e.sim.Now().Add(time.Hour))); r.status != http.StatusSeeOther {
+		t.Errorf("a fresh link after the used one: %d", r.status)
 	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/resumer/resumer/brand"
 	"github.com/resumer/resumer/link"
 	"github.com/resumer/resumer/persona"
 	"github.com/resumer/resumer/state"
@@ -49,7 +50,11 @@ const (
 const (
 	RouteInquiry  = "GET /v1/inquiries/{inquiry_id}"
 	RouteSessions = "POST /v1/inquiries/{inquiry_id}/sessions"
+	// RouteRedirect is the page of a /r/ link (GET, and HEAD): it never mints.
 	RouteRedirect = "GET /r/{token}"
+	// RouteLinkContinue is the page's "Continue verification" button: it mints and
+	// redirects.
+	RouteLinkContinue = "POST /r/{token}"
 )
 
 // inquiryIDPattern is what an inquiry id must look like to be looked up: Persona's ids are
@@ -74,10 +79,22 @@ type Limiter interface {
 	AllowAPIRequest(ctx context.Context, keyName string, limit int, window time.Duration) (state.Allowance, error)
 }
 
+// LinkUses remembers which single-use /r/ links were used; *state.Store implements it. The
+// errors are Redis'.
+type LinkUses interface {
+	// UseLink marks a link used and reports whether this was the first use.
+	UseLink(ctx context.Context, inquiryID, linkID string, until time.Time) (bool, error)
+	// LinkUsed reports whether UseLink marked the link.
+	LinkUsed(ctx context.Context, inquiryID, linkID string) (bool, error)
+	// ReleaseLink takes back a use that gave the user nothing.
+	ReleaseLink(ctx context.Context, inquiryID, linkID string) error
+}
+
 // Store is what the API needs of resumer's state; *state.Store implements it.
 type Store interface {
 	InquiryReader
 	Limiter
+	LinkUses
 }
 
 var (
@@ -123,8 +140,14 @@ type Options struct {
 	// RedirectURI, when set, is added to hosted flow URLs as redirect-uri: where Persona
 	// sends the user when the flow ends.
 	RedirectURI string
-	// Redirect verifies /r/ links; nil leaves /r/ unregistered.
+	// Redirect verifies /r/ links and signs their forms; nil leaves /r/ unregistered.
 	Redirect *link.Signer
+	// SingleUseLinks makes every /r/ link open the hosted flow once: after its button was
+	// pressed and a session minted, the link shows a page saying it was used (with the
+	// brand's fresh_link_url, when set). RESUMER_LINK_SINGLE_USE.
+	SingleUseLinks bool
+	// Brands pick the brand of the /r/ pages per inquiry; nil shows neutral pages.
+	Brands *brand.Set
 	// Now is the clock of the resume rules and of link expiry; time.Now when nil.
 	Now func() time.Time
 	// Logger receives one line per request (route, status, code, key name, inquiry id; never
@@ -149,6 +172,10 @@ type Server struct {
 	hostedFlowURL string
 	redirectURI   string
 	signer        *link.Signer
+	singleUse     bool
+	brands        *brand.Set
+	crossOrigin   *http.CrossOriginProtection
+	pageCSP       string
 	now           func() time.Time
 	logger        *slog.Logger
 	metrics       metrics
@@ -181,6 +208,9 @@ func New(opts Options) (*Server, error) {
 		hostedFlowURL: cmp.Or(opts.HostedFlowURL, link.DefaultHostedFlowURL),
 		redirectURI:   opts.RedirectURI,
 		signer:        opts.Redirect,
+		singleUse:     opts.SingleUseLinks,
+		brands:        opts.Brands,
+		crossOrigin:   http.NewCrossOriginProtection(),
 		now:           opts.Now,
 		logger:        opts.Logger,
 		metrics:       newMetrics(opts.Registerer),
@@ -188,6 +218,11 @@ func New(opts Options) (*Server, error) {
 	if err := checkURL(s.hostedFlowURL); err != nil {
 		return nil, fmt.Errorf("create api server: hosted flow url: %w", err)
 	}
+	// The pages may show the brand's logo (any https image), and the continue form posts to
+	// this origin and is redirected to the hosted flow, which form-action must allow.
+	hosted, _ := url.Parse(s.hostedFlowURL)
+	s.pageCSP = "default-src 'none'; style-src 'unsafe-inline'; img-src https: http:; form-action 'self' " +
+		hosted.Scheme + "://" + hosted.Host + "; frame-ancestors 'none'; base-uri 'none'"
 	if s.redirectURI != "" {
 		if err := checkURL(s.redirectURI); err != nil {
 			return nil, fmt.Errorf("create api server: redirect uri: %w", err)
@@ -223,12 +258,14 @@ func checkURL(raw string) error {
 }
 
 // Register adds the API's routes to mux: RouteInquiry, RouteSessions and, when
-// Options.Redirect is set, RouteRedirect. Every response carries Cache-Control: no-store.
+// Options.Redirect is set, RouteRedirect and RouteLinkContinue. Every response carries
+// Cache-Control: no-store.
 func (s *Server) Register(mux *http.ServeMux) {
 	mux.Handle(RouteInquiry, s.instrument(RouteInquiry, s.serveInquiry))
 	mux.Handle(RouteSessions, s.instrument(RouteSessions, s.serveSessions))
 	if s.signer != nil {
-		mux.Handle(RouteRedirect, s.instrument(RouteRedirect, s.serveRedirect))
+		mux.Handle(RouteRedirect, s.instrument(RouteRedirect, s.serveLinkPage))
+		mux.Handle(RouteLinkContinue, s.instrument(RouteLinkContinue, s.serveLinkContinue))
 	}
 }
 

@@ -148,7 +148,7 @@ func TestMintLimit(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if r := e.follow(e.link(id, time.Hour)); r.status != http.StatusFound {
+	if r := e.follow(e.link(id, time.Hour)); r.status != http.StatusSeeOther {
 		t.Fatalf("third mint through /r/: %d", r.status)
 	}
 	r := e.post(id, "full")

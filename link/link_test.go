@@ -172,3 +172,74 @@ func FuzzVerify(f *testing.F) {
 		}
 	})
 }
+
+func TestFormToken(t *testing.T) {
+	s := Signer{Secret: testSecret, PublicURL: "https://resume.example.com"}
+	now := time.Date(2026, 1, 6, 10, 0, 0, 0, time.UTC)
+	lt := s.Token("inq_abc", "6h", now.Add(time.Hour))
+	other := s.Token("inq_xyz", "6h", now.Add(time.Hour))
+	ft := s.FormToken(lt, now.Add(10*time.Minute))
+	if err := s.VerifyForm(lt, ft, now); err != nil {
+		t.Fatalf("VerifyForm of a fresh token: %v", err)
+	}
+	exp, mac, _ := strings.Cut(ft, ".")
+	for _, tc := range []struct {
+		name   string
+		signer Signer
+		link   string
+		form   string
+		now    time.Time
+		want   error
+	}{
+		{"expired", s, lt, ft, now.Add(10 * time.Minute), ErrFormExpired},
+		{"other link", s, other, ft, now, ErrFormInvalid},
+		{"empty", s, lt, "", now, ErrFormInvalid},
+		{"no dot", s, lt, exp + mac, now, ErrFormInvalid},
+		{"later expiry", s, lt, "9" + exp + "." + mac, now, ErrFormInvalid},
+		{"signed expiry altered", s, lt, exp[:len(exp)-1] + "9." + mac, now, ErrFormInvalid},
+		{"negative", s, lt, "-" + exp + "." + mac, now, ErrFormInvalid},
+		{"bad base64", s, lt, exp + ".!!", now, ErrFormInvalid},
+		{"link mac reused", s, lt, exp + "." + ID(lt), now, ErrFormInvalid},
+		{"other secret", Signer{Secret: []byte(strings.Repeat("z", 32))}, lt, ft, now, ErrFormInvalid},
+		{"short secret", Signer{Secret: []byte("short")}, lt, ft, now, ErrFormInvalid},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := tc.signer.VerifyForm(tc.link, tc.form, tc.now); !errors.Is(err, tc.want) {
+				t.Errorf("VerifyForm = %v, want %v", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestID(t *testing.T) {
+	s := Signer{Secret: testSecret}
+	now := time.Date(2026, 1, 6, 10, 0, 0, 0, time.UTC)
+	a, b := s.Token("inq_abc", "6h", now), s.Token("inq_abc", "1h", now)
+	if ID(a) == "" || ID(a) != ID(s.Token("inq_abc", "6h", now)) || ID(a) == ID(b) {
+		t.Errorf("ID(a)=%q ID(b)=%q", ID(a), ID(b))
+	}
+	if ID("!!") != "" || ID("AAAA") != "" {
+		t.Error("ID of a malformed token is not empty")
+	}
+}
+
+func FuzzVerifyForm(f *testing.F) {
+	s := Signer{Secret: testSecret}
+	f.Add("link", s.FormToken("link", time.Unix(2e9, 0)))
+	f.Add("", "1.")
+	f.Fuzz(func(t *testing.T, lt, ft string) {
+		err := s.VerifyForm(lt, ft, time.Unix(1e9, 0))
+		if err == nil && ft != s.FormToken(lt, time.Unix(mustExp(ft), 0)) {
+			t.Fatalf("accepted %q for %q", ft, lt)
+		}
+	})
+}
+
+func mustExp(ft string) int64 {
+	e, _, _ := strings.Cut(ft, ".")
+	var n int64
+	for _, c := range e {
+		n = n*10 + int64(c-'0')
+	}
+	return n
+}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/resumer/resumer/api"
+	"github.com/resumer/resumer/brand"
 	"github.com/resumer/resumer/link"
 	"github.com/resumer/resumer/notify"
 )
@@ -64,6 +65,9 @@ type config struct {
 	RedirectURI         string
 	PublicURL           string
 	LinkSecret          []byte
+	LinkSingleUse       bool
+	Brands              *brand.Set
+	BrandsFile          string
 	Channels            []string
 	SMTPURL             string
 	SMTPPassword        string
@@ -238,6 +242,22 @@ var settings = []setting{
 			}
 			c.LinkSecret = []byte(v)
 			return nil
+		}},
+	{env: "RESUMER_LINK_SINGLE_USE", def: "false", usage: "redirect links open the hosted flow once; a used link shows a page offering a fresh e-mail",
+		set: func(c *config, v string) error {
+			b, err := strconv.ParseBool(v)
+			c.LinkSingleUse = b
+			return err
+		}},
+	{env: "RESUMER_BRANDS_FILE", usage: "YAML or JSON file of brands (name, logo, colour, support, footer, sender, locale, templates) picked per inquiry template or reference prefix",
+		set: func(c *config, v string) error {
+			c.BrandsFile, c.Brands = v, nil
+			if v == "" {
+				return nil
+			}
+			s, err := brand.Load(v, notify.Locales())
+			c.Brands = s
+			return err
 		}},
 	{env: "RESUMER_CHANNELS", def: "email", usage: "reminder channels: email, webhook or both, comma-separated",
 		set: func(c *config, v string) error {

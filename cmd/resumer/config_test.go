@@ -34,6 +34,10 @@ func TestLoadConfig(t *testing.T) {
 	if err := os.WriteFile(secretFile, []byte("wbhsec_from_file\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	brandsFile := filepath.Join(t.TempDir(), "brands.yaml")
+	if err := os.WriteFile(brandsFile, []byte("brands:\n  - id: acme\n    name: Acme\n    color: pink\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name    string
 		args    []string
@@ -86,6 +90,14 @@ func TestLoadConfig(t *testing.T) {
 		{name: "bad template interval", env: map[string]string{"RESUMER_EXPIRY_BY_TEMPLATE": "itmpl_a"}, wantErr: "RESUMER_EXPIRY_BY_TEMPLATE"},
 		{name: "bad log level", env: map[string]string{"RESUMER_LOG_LEVEL": "loud"}, wantErr: "RESUMER_LOG_LEVEL"},
 		{name: "bad max body", args: []string{"--webhook-max-body=1"}, wantErr: "RESUMER_WEBHOOK_MAX_BODY"},
+		{name: "bad brands file", env: map[string]string{"RESUMER_BRANDS_FILE": brandsFile}, wantErr: "RESUMER_BRANDS_FILE"},
+		{name: "brands file line", env: map[string]string{"RESUMER_BRANDS_FILE": brandsFile}, wantErr: `line 4: brand 1 (acme): color "pink"`},
+		{name: "single use", env: map[string]string{"RESUMER_LINK_SINGLE_USE": "true"}, check: func(t *testing.T, c *config) {
+			if !c.LinkSingleUse {
+				t.Error("RESUMER_LINK_SINGLE_USE=true not read")
+			}
+		}},
+		{name: "bad single use", env: map[string]string{"RESUMER_LINK_SINGLE_USE": "once"}, wantErr: "RESUMER_LINK_SINGLE_USE"},
 		{name: "bad address", env: map[string]string{"RESUMER_ADMIN_ADDR": "9464"}, wantErr: "RESUMER_ADMIN_ADDR"},
 	}
 	for _, tt := range tests {

@@ -145,19 +145,21 @@ func newAPIServer(cfg *config, rdb redis.UniversalClient, logger *slog.Logger, r
 		return nil, err
 	}
 	opts := api.Options{
-		Store:         store,
-		Persona:       client,
-		Keys:          cfg.APIKeys,
-		MinRemaining:  cfg.ResumeMinRemaining,
-		ExpiredWithin: cfg.ResumeExpiredWithin,
-		MintLimit:     cfg.ResumeMintLimit,
-		MintWindow:    cfg.ResumeMintWindow,
-		KeyRate:       cfg.APIKeyRate,
-		ResumeTimeout: cfg.ResumeTimeout,
-		HostedFlowURL: cfg.HostedFlowURL,
-		RedirectURI:   cfg.RedirectURI,
-		Logger:        logger,
-		Registerer:    reg,
+		Store:          store,
+		Persona:        client,
+		Keys:           cfg.APIKeys,
+		MinRemaining:   cfg.ResumeMinRemaining,
+		ExpiredWithin:  cfg.ResumeExpiredWithin,
+		MintLimit:      cfg.ResumeMintLimit,
+		MintWindow:     cfg.ResumeMintWindow,
+		KeyRate:        cfg.APIKeyRate,
+		ResumeTimeout:  cfg.ResumeTimeout,
+		HostedFlowURL:  cfg.HostedFlowURL,
+		RedirectURI:    cfg.RedirectURI,
+		SingleUseLinks: cfg.LinkSingleUse,
+		Brands:         cfg.Brands,
+		Logger:         logger,
+		Registerer:     reg,
 	}
 	if cfg.PublicURL != "" || len(cfg.LinkSecret) > 0 || cfg.LinkMode == notify.LinkRedirect {
 		if opts.Redirect, err = redirectSigner(cfg); err != nil {
