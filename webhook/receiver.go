@@ -222,12 +222,21 @@ func (rc *Receiver) serve(w http.ResponseWriter, r *http.Request) outcome {
 	}
 	rc.log.Debug("event stored", "event_id", ev.ID, "event_name", ev.Name,
 		"stream_seq", ack.Sequence, "duplicate", ack.Duplicate)
-	w.WriteHeader(http.StatusOK)
 	if ack.Duplicate {
+		// Persona ignores it; `resumer webhook send` prints it.
+		w.Header()[OutcomeHeader] = duplicateValue
+		w.WriteHeader(http.StatusOK)
 		return outcomeDuplicate
 	}
+	w.WriteHeader(http.StatusOK)
 	return outcomeAccepted
 }
+
+// OutcomeHeader is the response header that marks an event the stream already held: its
+// value is "duplicate". A newly stored event's 200 has no such header.
+const OutcomeHeader = "Resumer-Outcome"
+
+var duplicateValue = []string{"duplicate"}
 
 // readBody reads the whole body into buf, at most maxBodyBytes; beyond that the error is an
 // *http.MaxBytesError.

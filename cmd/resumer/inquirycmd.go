@@ -135,7 +135,7 @@ func printInquiry(w io.Writer, inq *state.Inquiry, reveal bool) {
 	row := func(k string, v any) { fmt.Fprintf(tw, "%s\t%v\n", k, v) }
 	row("inquiry", inq.ID)
 	row("status", inq.Status)
-	row("expires at", fmtTime(inq.ExpiresAt))
+	row("expires at", fmtExpiry(inq.ExpiresAt, time.Now()))
 	row("reference", inq.ReferenceID)
 	row("template", inq.TemplateID)
 	row("account", inq.AccountID)
@@ -149,6 +149,18 @@ func printInquiry(w io.Writer, inq *state.Inquiry, reveal bool) {
 	row("e-mail", email)
 	row("reminders sent", strings.Join(inq.RemindersSent, ","))
 	tw.Flush()
+}
+
+// fmtExpiry shows an expiry with how far away it is, and says so plainly when it has passed.
+func fmtExpiry(t, now time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	left := t.Sub(now).Round(time.Second)
+	if left <= 0 {
+		return fmt.Sprintf("%s (in the past: %s ago)", fmtTime(t), -left)
+	}
+	return fmt.Sprintf("%s (in %s)", fmtTime(t), left)
 }
 
 func fmtTime(t time.Time) string {

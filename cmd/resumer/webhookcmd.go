@@ -85,18 +85,28 @@ func webhookCommand(ctx context.Context, args []string, stdin io.Reader, stdout,
 	}
 	defer resp.Body.Close()
 	respBody, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-	fmt.Fprintf(stdout, "%s %s\n", resp.Status, strings.TrimSpace(string(respBody)))
 	if resp.StatusCode/100 != 2 {
+		fmt.Fprintf(stdout, "%s %s\n", resp.Status, strings.TrimSpace(string(respBody)))
 		return fmt.Errorf("webhook send: receiver answered %s", resp.Status)
 	}
+	outcome := "accepted: stored in the events stream"
+	if resp.Header.Get(webhook.OutcomeHeader) == "duplicate" {
+		outcome = "duplicate: the stream already holds this event id (send with --fresh for a new one)"
+	}
+	fmt.Fprintf(stdout, "%s %s\n", resp.Status, outcome)
 	return nil
 }
 
-// freshenEvent gives an event envelope a new event id and created-at, so the same fixture
-// can be sent again without being deduplicated.
+// freshenEvent gives an event envelope a new event id and moves every timestamp in it (the
+// event's created-at, the inquiry's created-at, started-at, expires-at, ...) by the same
+// amount, so that the event's created-at becomes at: a fixture recorded days ago arrives as a
+// live event with its spacing kept (an inquiry that expired "24 h after creation" still does,
+// counted from now). Without an event created-at the latest timestamp is moved to at.
 func freshenEvent(body []byte, at time.Time) ([]byte, error) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
 	var env map[string]any
-	if err := json.Unmarshal(body, &env); err != nil {
+	if err := dec.Decode(&env); err != nil {
 		return nil, err
 	}
 	data, ok := env["data"].(map[string]any)
@@ -106,12 +116,54 @@ func freshenEvent(body []byte, at time.Time) ([]byte, error) {
 	var b [8]byte
 	rand.Read(b[:])
 	data["id"] = "evt_" + hex.EncodeToString(b[:]) + strconv.FormatInt(at.Unix()%1000, 10)
+
+	var ref time.Time
 	if attrs, ok := data["attributes"].(map[string]any); ok {
 		for _, k := range []string{"created-at", "createdAt", "created_at"} {
-			if _, ok := attrs[k]; ok {
-				attrs[k] = at.UTC().Format("2006-01-02T15:04:05.000Z")
+			if v, ok := attrs[k].(string); ok {
+				if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
+					ref = t
+				}
 			}
 		}
 	}
+	if ref.IsZero() {
+		walkTimes(env, func(t time.Time) time.Time {
+			if t.After(ref) {
+				ref = t
+			}
+			return t
+		})
+	}
+	if !ref.IsZero() {
+		shift := at.Sub(ref)
+		walkTimes(env, func(t time.Time) time.Time { return t.Add(shift) })
+	}
 	return json.Marshal(env)
+}
+
+// walkTimes calls f on every string in v that is an RFC 3339 time and stores what it returns.
+func walkTimes(v any, f func(time.Time) time.Time) {
+	switch v := v.(type) {
+	case map[string]any:
+		for k, e := range v {
+			if s, ok := e.(string); ok {
+				if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+					v[k] = f(t).UTC().Format("2006-01-02T15:04:05.000Z")
+				}
+				continue
+			}
+			walkTimes(e, f)
+		}
+	case []any:
+		for i, e := range v {
+			if s, ok := e.(string); ok {
+				if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+					v[i] = f(t).UTC().Format("2006-01-02T15:04:05.000Z")
+				}
+				continue
+			}
+			walkTimes(e, f)
+		}
+	}
 }
