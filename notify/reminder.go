@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/resumer/resumer/state"
 	"strconv"
 	"time"
 )
@@ -116,18 +117,9 @@ func ParseStage(s string) (Stage, error) {
 // String returns the stage's name.
 func (s Stage) String() string { return s.Name }
 
-// StageName returns the canonical name of a stage due d before expiry: whole hours as "6h",
-// else whole minutes as "90m", else seconds as "45s" (fractions of a second are dropped).
-func StageName(d time.Duration) string {
-	switch {
-	case d%time.Hour == 0:
-		return strconv.FormatInt(int64(d/time.Hour), 10) + "h"
-	case d%time.Minute == 0:
-		return strconv.FormatInt(int64(d/time.Minute), 10) + "m"
-	default:
-		return strconv.FormatInt(int64(d/time.Second), 10) + "s"
-	}
-}
+// StageName returns the canonical name of a stage due d before expiry, the name the state
+// store records it under and metric labels show: "6h", "90m", "23h59m58s" (state.StageName).
+func StageName(d time.Duration) string { return state.StageName(d) }
 
 // TimeLeftInWords says how long d is the way a reminder tells the user: "45 minutes",
 // "1 minute", "about 1 hour", "about 6 hours", "about 3 days", or "less than a minute" for

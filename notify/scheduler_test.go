@@ -390,7 +390,7 @@ func TestSchedulerCustomStages(t *testing.T) {
 		sweep(t, s)
 	}
 	msgs := e.mail.Messages()
-	for _, stage := range []string{"90m", "30m", "1230s"} {
+	for _, stage := range []string{"90m", "30m", "20m30s"} {
 		if n := messagesFor(msgs, inq.ID, stage); n != 1 {
 			t.Errorf("%d %s reminders, want 1", n, stage)
 		}
@@ -398,7 +398,7 @@ func TestSchedulerCustomStages(t *testing.T) {
 	if len(msgs) != 3 {
 		t.Errorf("%d e-mails, want 3", len(msgs))
 	}
-	if got := e.inquiry(t, inq.ID).RemindersSent; !slices.Equal(got, []string{"90m", "30m", "1230s"}) {
+	if got := e.inquiry(t, inq.ID).RemindersSent; !slices.Equal(got, []string{"90m", "30m", "20m30s"}) {
 		t.Errorf("RemindersSent = %v", got)
 	}
 }

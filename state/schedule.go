@@ -72,19 +72,24 @@ func (c Claim) ChannelDone(stage, channel string) bool {
 // "<stage>@<channel>". CompleteReminder removes a stage's marks when the stage is done.
 func ChannelMark(stage, channel string) string { return stage + "@" + channel }
 
-// stageName is the canonical name of the stage due d before expiry, the same rule as
-// notify.StageName: whole hours "6h", else whole minutes "90m", else seconds "45s". The
-// notifier records stages under its names, so the two must agree.
-func stageName(d time.Duration) string {
+// StageName is the canonical name of the reminder stage due d before expiry, used in Redis
+// and in metric labels: whole hours "6h", else whole minutes "90m", else the duration with
+// its zero units left out, "23h59m58s" or "45s" (never a bare count of seconds such as
+// "86398s"). Fractions of a second are dropped.
+func StageName(d time.Duration) string {
+	d = d.Truncate(time.Second)
 	switch {
 	case d%time.Hour == 0:
 		return strconv.FormatInt(int64(d/time.Hour), 10) + "h"
 	case d%time.Minute == 0:
 		return strconv.FormatInt(int64(d/time.Minute), 10) + "m"
-	default:
-		return strconv.FormatInt(int64(d/time.Second), 10) + "s"
 	}
+	name := d.String() // "23h59m58s", "1h0m5s", "45s"
+	name = strings.Replace(name, "h0m", "h", 1)
+	return name
 }
+
+func stageName(d time.Duration) string { return StageName(d) }
 
 // stageArgument returns the stages as the scripts take them, "<name>:<ms>,...", longest
 // first; the defaults when stages is empty. It fails on a stage that is not a positive whole
