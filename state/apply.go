@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash/fnv"
+	"time"
 
 	"github.com/resumer/resumer/persona"
 )
@@ -93,7 +94,15 @@ func (s *Store) applyBatch(ctx context.Context, events []*persona.Event) ([]Resu
 	}
 	for j, cmd := range cmds {
 		i := index[j]
-		reply, err := cmd.Text()
+		var reply string
+		err := cmd.Err()
+		if err == nil {
+			if v, ok := cmd.Val().([]any); ok {
+				reply, err = s.funnelReply(v)
+			} else {
+				reply, err = cmd.Text()
+			}
+		}
 		if err != nil {
 			results[i].Err = fmt.Errorf("apply event %s: %w", events[i].ID, err)
 			continue
@@ -169,8 +178,10 @@ func (s *Store) applyCall(ev *persona.Event, now int64) (scriptCall, error) {
 		rememberedEvents,
 		s.stageArg,
 		rest,
+		s.funnelExpireAt(now),
 	}
-	return scriptCall{keys: s.keys.shardKeys(shard), args: args}, nil
+	keys := append(s.keys.shardKeys(shard), s.keys.funnel(shard, funnelDay(time.UnixMilli(now))))
+	return scriptCall{keys: keys, args: args}, nil
 }
 
 // eventDigest is the 6-byte digest of an event id the record remembers instead of the id:

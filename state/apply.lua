@@ -2,7 +2,8 @@
 -- prepended). Returns the outcome: 'applied', 'duplicate', 'stale' or 'ignored'.
 --
 -- KEYS: 1 records hash, 2 expiry zset, 3 reminder queue zset, 4 retention zset,
---       5 status counters, 6 sweep cursors, 7 templates hash, 8 leases hash
+--       5 status counters, 6 sweep cursors, 7 templates hash, 8 leases hash,
+--       9 funnel bucket of the day (see funnelCount in lib.lua)
 -- ARGV:
 --   1 now (unix ms, the store's clock)     2 inquiry handle (field and index member)
 --   3 event id digest (6 bytes)            4 event id (as stored, see record.go)
@@ -16,6 +17,7 @@
 --  21 event memory (ms)   22 retention (ms)   23 purge budget   24 event ids remembered at most
 --  25 reminder stages "<name>:<before ms>,..." (longest first)
 --  26 the rest of the inquiry id (see splitID in pack.go)
+--  27 when the funnel bucket expires (unix s)
 --
 -- Rules (DESIGN.md decision 2, PERSONA.md §2, §4, §5):
 -- * Dedup: the record remembers up to ARGV[24] event ids: the 6-byte digest of each and the
@@ -45,6 +47,13 @@
 --   over, schedules it from the record). A record that stops being created/pending leaves
 --   the queue and loses its lease and reminder bookkeeping ('ra', 'rd'); 'rm' stays, so a
 --   stage is never sent twice.
+-- * Funnel (funnel.go): on a reminded record ('fa'), an event at or after the reminder counts
+--   each funnel step once per reminder: resumed (inquiry-session.started, inquiry.started,
+--   inquiry.transitioned, or any completion), completed (the status moving to completed,
+--   needs_review, approved or declined, with the time since the reminder), then the outcome
+--   (needs_review, approved, declined, failed, expired). A final status drops 'fa'. The
+--   reply is then { outcome, attribution, steps (comma separated), ms since the reminder or
+--   -1 }.
 
 local rank = {
   created = 1, pending = 2, expired = 4, completed = 5, failed = 6,
@@ -191,6 +200,57 @@ if changed then
   rec.u = now
 end
 
+-- Funnel.
+local fsteps
+local fa = cur.fa
+if fa and evt >= fa[2] then
+  local fl, steps, elapsed = fa[3], {}, -1
+  local function step(flag, name)
+    if flag == 0 or bit.band(fl, flag) == 0 then
+      fl = bit.bor(fl, flag)
+      steps[#steps + 1] = name
+    end
+  end
+  local name = ARGV[5]
+  -- inquiry.started, inquiry.transitioned, inquiry-session.started (eventNames in pack.go)
+  if name == '\2' or name == '\10' or name == '\11' then
+    step(FUNNEL_RESUMED, 'resumed')
+  end
+  local final = false
+  if status ~= old then
+    if status == 'completed' or status == 'needs_review' or status == 'approved' or status == 'declined' then
+      step(FUNNEL_RESUMED, 'resumed')
+      if bit.band(fl, FUNNEL_COMPLETED) == 0 then
+        elapsed = evt - fa[2]
+      end
+      step(FUNNEL_COMPLETED, 'completed')
+    end
+    if status == 'needs_review' then
+      step(FUNNEL_REVIEW, 'needs_review')
+    elseif status == 'approved' or status == 'declined' or status == 'failed' or status == 'expired' then
+      step(0, status)
+    end
+    final = not resumable(status) and status ~= 'completed' and status ~= 'needs_review'
+  end
+  if #steps > 0 then
+    local bucket, at, code = KEYS[9], ARGV[27], fa[1]
+    for _, st in ipairs(steps) do
+      funnelCount(bucket, at, code, st)
+    end
+    if elapsed >= 0 then
+      funnelElapsed(bucket, at, code, elapsed)
+    end
+    fsteps = { funnelDims(KEYS[7], code), table.concat(steps, ','), elapsed }
+  end
+  if final then
+    rec.fa = nil
+  elseif fl ~= fa[3] then
+    rec.fa = { fa[1], fa[2], fl }
+  end
+elseif fa and not resumable(status) and status ~= 'completed' and status ~= 'needs_review' then
+  rec.fa = nil
+end
+
 -- Counters and indexes.
 if status ~= old then
   if old then decr(counts, old) end
@@ -218,10 +278,13 @@ else
 end
 store(recs, id, rec)
 
+local outcome = 'ignored'
 if stale and own then
-  return 'stale'
+  outcome = 'stale'
+elseif changed then
+  outcome = 'applied'
 end
-if changed then
-  return 'applied'
+if fsteps then
+  return { outcome, fsteps[1], fsteps[2], fsteps[3] }
 end
-return 'ignored'
+return outcome

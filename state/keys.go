@@ -15,6 +15,7 @@ const (
 	kindCursors  = "cur"
 	kindTemplate = "t"
 	kindLeases   = "l"
+	kindFunnel   = "f"
 )
 
 // keys builds the Redis key names of one store. Every key of shard s starts with
@@ -63,6 +64,12 @@ func (k keys) templates(shard int) string { return k.shardPrefix(shard) + kindTe
 
 // leases is shard's hash of handle -> lease token, for the inquiries claimed and not settled.
 func (k keys) leases(shard int) string { return k.shardPrefix(shard) + kindLeases }
+
+// funnel is shard's funnel bucket of day ("20260107"): "<code>:<step>" -> count (see
+// funnel.go).
+func (k keys) funnel(shard int, day string) string {
+	return k.shardPrefix(shard) + kindFunnel + ":" + day
+}
 
 // shardKeys are the keys of shard that the apply, purge and claim scripts get, in KEYS order.
 func (k keys) shardKeys(shard int) []string {

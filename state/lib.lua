@@ -40,6 +40,10 @@ end
 --         the event time of the event that carried x ('xt' in the decoded table) as its
 --         difference to lt, left out (false) when it is lt itself, the common case
 --  19 rm  20 ra  21 rd
+--  22 fa  funnel attribution of the last reminder (see funnel.go): { attribution code (in the
+--         templates hash, see funnelCode), the reminder's store time as its difference to
+--         lt, the funnel flags (FUNNEL_* below) }; only from a reminder until the inquiry is
+--         final
 -- The common fields come first, so that a fresh record's array has at most 15 entries (a
 -- one-byte MessagePack header).
 local sub, floor = string.sub, math.floor
@@ -67,6 +71,10 @@ local function decode(b)
   if #f > 15 then
     rec.ca, rec.xa, xs = ca and base + ca or nil, xa and base + xa or nil, f[18] or false
     rec.rm, rec.ra, rec.rd = f[19] or nil, f[20] or nil, f[21] or nil
+    local fa = f[22]
+    if fa then
+      rec.fa = { fa[1], base + fa[2], fa[3] }
+    end
   end
   if xs == true then
     rec.xd = true
@@ -113,8 +121,9 @@ local function encode(rec)
     st and st - base or false, x and x - base or false, rec.le or false, rec.ln or false,
     rec.em or false, rec.nf or false, u and u - base or false, e, ca and ca - base or false,
     xa and xa - base or false, xs, rec.rm or false, rec.ra or false, rec.rd or false,
+    rec.fa and { rec.fa[1], rec.fa[2] - base, rec.fa[3] } or false,
   }
-  local n = 21
+  local n = 22
   while n > 2 and f[n] == false do
     f[n] = nil
     n = n - 1
@@ -294,4 +303,46 @@ local function purge(recs, exp, queue, ret, counts, leases, now, retention, budg
     end
   end
   return n
+end
+
+-- Funnel (funnel.go). A reminder (or a held-out one) gives its inquiry's record 'fa': the
+-- code of its attribution ("group|stage|channel|link mode|brand", interned in the templates
+-- hash under a 0x01 byte so it never meets a template id), its store time and flags saying
+-- which funnel steps this reminder has already counted; FUNNEL_COUNTED stays across
+-- reminders (the inquiry is counted once as reminded). Counts go to the shard's funnel bucket
+-- of the day (KEYS of each script): field "<code>:<step>", and "<code>:h<i>" for the
+-- histogram of the time from reminder to completion.
+local FUNNEL_OPENED, FUNNEL_PRESSED, FUNNEL_RESUMED, FUNNEL_COMPLETED = 1, 2, 4, 8
+local FUNNEL_REVIEW, FUNNEL_COUNTED = 16, 64
+
+-- FUNNEL_BOUNDS are the histogram's upper bounds in seconds (funnelBounds in funnel.go);
+-- an elapsed time above the last is counted in bucket #FUNNEL_BOUNDS + 1.
+local FUNNEL_BOUNDS = { 300, 900, 1800, 3600, 7200, 14400, 28800, 43200, 86400, 172800, 604800 }
+
+-- funnelCode returns the shard's code for attribution dims.
+local function funnelCode(templates, dims)
+  return intern(templates, '\1' .. dims)
+end
+
+-- funnelDims returns the attribution of code (what funnelCode interned).
+local function funnelDims(templates, code)
+  local d = redis.call('HGET', templates, '#' .. int(code)) or ''
+  return string.sub(d, 2)
+end
+
+-- funnelCount adds one to step of attribution code in bucket, which expires at expireAt
+-- (unix s).
+local function funnelCount(bucket, expireAt, code, step)
+  redis.call('HINCRBY', bucket, int(code) .. ':' .. step, 1)
+  redis.call('EXPIREAT', bucket, expireAt)
+end
+
+-- funnelElapsed counts the time from reminder to completion, ms milliseconds, in the
+-- histogram of code.
+local function funnelElapsed(bucket, expireAt, code, ms)
+  local i = 1
+  while i <= #FUNNEL_BOUNDS and ms > FUNNEL_BOUNDS[i] * 1000 do
+    i = i + 1
+  end
+  funnelCount(bucket, expireAt, code, 'h' .. i)
 end

@@ -33,6 +33,7 @@ const (
 	fieldReminders    = "rm" // reminder stages done, comma separated, and stage@channel marks
 	fieldAttempts     = "ra" // transient failures of the current reminder (Store.ReleaseClaim)
 	fieldDropped      = "rd" // why the notifier dropped the schedule (Store.DropReminders)
+	fieldFunnel       = "fa" // funnel attribution of the last reminder (see funnel.go)
 )
 
 // Inquiry is the record the store keeps for one inquiry. Zero times mean unknown. E-mail

@@ -35,6 +35,7 @@ const (
 	idxReminders
 	idxAttempts
 	idxDropped
+	idxFunnel
 	numFields
 )
 
@@ -47,6 +48,7 @@ const (
 	encSource        // true (derived), or a time as its difference to the base
 	encInt           // an integer
 	encEvents        // an array, skipped
+	encFunnel        // an array (the funnel attribution), skipped
 )
 
 // recordFields are the record's fields in stored order.
@@ -61,6 +63,7 @@ var recordFields = [numFields]struct {
 	{fieldNameFirst, encStr}, {fieldUpdatedAt, encTime}, {fieldEvents, encEvents},
 	{fieldCompletedAt, encTime}, {fieldExpiredAt, encTime}, {fieldExpirySource, encSource},
 	{fieldReminders, encStr}, {fieldAttempts, encInt}, {fieldDropped, encStr},
+	{fieldFunnel, encFunnel},
 }
 
 // recordStatuses are the status codes 1..9 of lib.lua's STATUSES.
@@ -166,7 +169,7 @@ func decodeRecord(b string, r *record) error {
 			default:
 				ok = false
 			}
-		case encEvents:
+		case encEvents, encFunnel:
 			ok = x.kind == mpArray
 			if ok {
 				err = d.skip(x.n)

@@ -56,6 +56,9 @@ type Claim struct {
 	// TookOver is true when the claim replaced a lease that ran out unsettled (its holder
 	// crashed, hung or lost Redis): a lease expiry.
 	TookOver bool
+	// Attribution, set by the caller before CompleteReminder, describes the reminder sent or
+	// held out, for the recovery funnel (see funnel.go). Zero counts nothing.
+	Attribution Attribution
 }
 
 // StageDone reports whether stage (a stage name like "6h") is done for the inquiry.

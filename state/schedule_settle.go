@@ -28,6 +28,10 @@ const (
 // With stage "" and no skipped stages it only reschedules: for a claim that had nothing due
 // (say, its expires-at moved while it was leased).
 //
+// When c.Attribution is set and stage is not "", the reminder is counted in the funnel (see
+// funnel.go) as sent or held out, atomically with the settle, so that it is counted once, and
+// the inquiry's later steps are attributed to it.
+//
 // The error wraps ErrLeaseLost when c's lease is no longer held (nothing changed), says a
 // stage name is invalid (empty, or with ',' or '@'), or is Redis' error; after a Redis error
 // the outcome is unknown and the call may be retried while the lease lasts.
@@ -41,7 +45,24 @@ func (s *Store) CompleteReminder(ctx context.Context, c Claim, stage string, ski
 			return fmt.Errorf("complete reminder of inquiry %s: invalid stage name %q", c.InquiryID, name)
 		}
 	}
-	return s.settleClaim(ctx, "complete reminder", c, settleComplete, strings.Join(done, ","))
+	dims := ""
+	if !c.Attribution.IsZero() && stage != "" {
+		if err := c.Attribution.validate(); err != nil {
+			return fmt.Errorf("complete reminder of inquiry %s: %w", c.InquiryID, err)
+		}
+		dims = c.Attribution.String()
+	}
+	now := s.now()
+	n, err := s.settleClaim(ctx, "complete reminder", c, settleComplete, strings.Join(done, ","),
+		dims, s.funnelExpireAt(now.UnixMilli()), now.UnixMilli())
+	if err == nil && dims != "" {
+		steps := []string{StepReminder}
+		if n == 2 {
+			steps = append(steps, StepInquiry)
+		}
+		s.funnel.count(c.Attribution, steps, -1)
+	}
+	return err
 }
 
 // ReleaseClaim settles claim c after a transient failure: the lease is cleared, the
@@ -57,7 +78,8 @@ func (s *Store) ReleaseClaim(ctx context.Context, c Claim, retryAt time.Time, ma
 			return fmt.Errorf("release reminder claim of inquiry %s: malformed channel mark %q", c.InquiryID, m)
 		}
 	}
-	return s.settleClaim(ctx, "release reminder claim", c, settleRelease, retryAt.UnixMilli(), strings.Join(marks, ","))
+	_, err := s.settleClaim(ctx, "release reminder claim", c, settleRelease, retryAt.UnixMilli(), strings.Join(marks, ","))
+	return err
 }
 
 // DropReminders settles claim c by taking the inquiry out of the reminder schedule for good,
@@ -72,29 +94,33 @@ func (s *Store) DropReminders(ctx context.Context, c Claim, reason string) error
 	if reason == "" {
 		reason = "dropped"
 	}
-	return s.settleClaim(ctx, "drop reminders", c, settleDrop, reason)
+	_, err := s.settleClaim(ctx, "drop reminders", c, settleDrop, reason)
+	return err
 }
 
-// settleClaim runs schedule_settle.lua for c with operation op and its extra arguments.
-func (s *Store) settleClaim(ctx context.Context, what string, c Claim, op string, extra ...any) error {
+// settleClaim runs schedule_settle.lua for c with operation op and its extra arguments and
+// returns the script's reply (1, or 2 when a complete counted the inquiry's first reminder).
+func (s *Store) settleClaim(ctx context.Context, what string, c Claim, op string, extra ...any) (int, error) {
 	if c.InquiryID == "" || c.LeaseToken == "" {
-		return fmt.Errorf("%s: claim without inquiry id or lease token", what)
+		return 0, fmt.Errorf("%s: claim without inquiry id or lease token", what)
 	}
 	shard := s.keys.shard(c.InquiryID)
+	bucket, _ := s.funnelBucket(shard, s.now())
 	call := scriptCall{
-		keys: []string{s.keys.records(shard), s.keys.queue(shard), s.keys.cursors(shard), s.keys.leases(shard)},
+		keys: []string{s.keys.records(shard), s.keys.queue(shard), s.keys.cursors(shard), s.keys.leases(shard),
+			s.keys.templates(shard), bucket},
 		args: append([]any{op, handleOf(c.InquiryID), c.LeaseToken, s.stageArg}, extra...),
 	}
 	cmds, err := s.runScript(ctx, s.settle, []scriptCall{call})
 	if err != nil {
-		return fmt.Errorf("%s of inquiry %s: %w", what, c.InquiryID, err)
+		return 0, fmt.Errorf("%s of inquiry %s: %w", what, c.InquiryID, err)
 	}
 	n, err := cmds[0].Int()
 	if err != nil {
-		return fmt.Errorf("%s of inquiry %s: %w", what, c.InquiryID, err)
+		return 0, fmt.Errorf("%s of inquiry %s: %w", what, c.InquiryID, err)
 	}
-	if n != 1 {
-		return fmt.Errorf("%s of inquiry %s: %w", what, c.InquiryID, ErrLeaseLost)
+	if n < 1 {
+		return 0, fmt.Errorf("%s of inquiry %s: %w", what, c.InquiryID, ErrLeaseLost)
 	}
-	return nil
+	return n, nil
 }

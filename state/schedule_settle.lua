@@ -2,14 +2,19 @@
 -- lease (lib.lua is prepended). Returns 1, or 0 when the inquiry's lease token (in the leases
 -- hash) is not the caller's: the lease ran out and was taken over, or the inquiry left
 -- created/pending (apply.lua clears the lease then), or the record is gone. Nothing changes
--- on 0.
+-- on 0. 'complete' with an attribution returns 2 when it counted the inquiry's first
+-- reminder.
 --
--- KEYS: 1 records hash, 2 reminder queue zset, 3 sweep cursors, 4 leases hash
+-- KEYS: 1 records hash, 2 reminder queue zset, 3 sweep cursors, 4 leases hash,
+--       5 templates hash, 6 funnel bucket of the day (see funnelCount in lib.lua)
 -- ARGV: 1 operation   2 inquiry handle   3 lease token   4 stages "<name>:<ms>,..."
 --       5.. per operation:
 --   complete  5 stages done, comma separated ('' = none): added to rm (once each), with
 --               the stage@channel marks of those stages removed; then the inquiry is
 --               scheduled for its next unsent stage (schedule in lib.lua); attempts reset.
+--             6 funnel attribution of the reminder sent or held out ('' = none): counted
+--               as a reminder (and the inquiry's first, once) and kept in 'fa'
+--             7 when the funnel bucket expires (unix s)   8 the store's clock (unix ms)
 --   release   5 retry time (unix ms)   6 stage@channel marks to add to rm ('' = none):
 --               the inquiry is queued at the retry time and attempts ('ra') go up by one.
 --   drop      5 reason: the inquiry leaves the schedule, the reason is kept in 'rd' (the
@@ -25,6 +30,7 @@ local rec = load(recs, id)
 if not rec then
   return 0
 end
+local result = 1
 
 -- addEntries appends the comma separated entries of add to the record's rm, skipping entries
 -- it already has and dropping the entries for which remove returns true.
@@ -57,6 +63,16 @@ if op == 'complete' then
   end)
   rec.ra = nil
   schedule(queue, curkey, id, rec, ARGV[4])
+  local dims = ARGV[6]
+  if dims and dims ~= '' then
+    local code, fl = funnelCode(KEYS[5], dims), rec.fa and rec.fa[3] or 0
+    funnelCount(KEYS[6], ARGV[7], code, 'reminder')
+    if bit.band(fl, FUNNEL_COUNTED) == 0 then
+      funnelCount(KEYS[6], ARGV[7], code, 'inquiry')
+      result = 2
+    end
+    rec.fa = { code, tonumber(ARGV[8]), FUNNEL_COUNTED }
+  end
 elseif op == 'release' then
   addEntries(ARGV[6], function() return false end)
   rec.ra = (rec.ra or 0) + 1
@@ -70,4 +86,4 @@ else
 end
 redis.call('HDEL', leases, id)
 store(recs, id, rec)
-return 1
+return result

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -81,6 +82,13 @@ type Config struct {
 	// notify.StageName gives it ("6h", "90m", "45s"). The notifier must be given the same
 	// stages.
 	RemindBefore []time.Duration
+	// FunnelRetention is how long a day's funnel counts are kept (see funnel.go); default
+	// DefaultFunnelRetention.
+	FunnelRetention time.Duration
+	// Registerer registers the funnel's metrics (resumer_funnel_total,
+	// resumer_funnel_completion_seconds), counted by the calls that record funnel steps; nil
+	// registers them nowhere. Several stores may share one registerer.
+	Registerer prometheus.Registerer
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -99,6 +107,8 @@ type Store struct {
 	settle   *redis.Script
 	backlog  *redis.Script
 	read     *redis.Script
+	mark     *redis.Script
+	funnel   funnelMetrics
 }
 
 // New returns a Store on client. It does not contact Redis (use Ping for that); it fails only
@@ -128,6 +138,7 @@ func New(client redis.UniversalClient, cfg Config) (*Store, error) {
 		{"event memory", &cfg.EventMemory, DefaultEventMemory},
 		{"retention", &cfg.Retention, DefaultRetention},
 		{"default expiry", &cfg.ExpiryDefault, DefaultExpiry},
+		{"funnel retention", &cfg.FunnelRetention, DefaultFunnelRetention},
 	} {
 		if *d.v == 0 {
 			*d.v = d.def
@@ -165,6 +176,8 @@ func New(client redis.UniversalClient, cfg Config) (*Store, error) {
 		settle:   redis.NewScript(libLua + settleLua),
 		backlog:  redis.NewScript(libLua + backlogLua),
 		read:     redis.NewScript(libLua + readLua),
+		mark:     redis.NewScript(libLua + funnelMarkLua),
+		funnel:   newFunnelMetrics(cfg.Registerer),
 	}, nil
 }
 
