@@ -99,6 +99,12 @@ type SchedulerOptions struct {
 	RedirectURI string
 	// Redirect signs the links of LinkRedirect; required in that mode.
 	Redirect *link.Signer
+	// Holdout holds a share of inquiries out of reminders, to measure the uplift; none when
+	// zero.
+	Holdout Holdout
+	// Brand labels the funnel counts of the reminders (see state.Attribution); keep it to a
+	// bounded set of names. Empty is fine.
+	Brand string
 	// Now is the clock for due times, expiries and leases; time.Now when nil.
 	Now func() time.Time
 	// Logger gets a line per outcome other than sent (debug for sent); nothing secret or
@@ -123,7 +129,12 @@ type SchedulerOptions struct {
 //     capped per inquiry);
 //   - mints the link once (a session token through Persona's resume, a one-time link, or a
 //     signed redirect link without any Persona call) and hands the Reminder to every channel
-//     not yet done with the stage.
+//     not yet done with the stage;
+//   - skips the send of an inquiry in the holdout (SchedulerOptions.Holdout) at that same
+//     point, recording the stage as done and every channel's outcome as held_out.
+//
+// Every reminder sent or held out is counted in the recovery funnel (state.Attribution,
+// through CompleteReminder), so that what the user does next is attributed to it.
 //
 // Each failure is classified once (Alertmanager style). Transient (Persona rate limited or
 // unavailable, its API key refused, a channel answering retry=true, the claim's time running
@@ -163,6 +174,8 @@ type Scheduler struct {
 	hostedURL    string
 	redirectURI  string
 	redirect     *link.Signer
+	holdout      Holdout
+	brand        string
 	now          func() time.Time
 	log          *slog.Logger
 	metrics      schedulerMetrics
@@ -206,6 +219,9 @@ func NewScheduler(opts SchedulerOptions) (*Scheduler, error) {
 	default:
 		return nil, fmt.Errorf("new reminder scheduler: unknown link mode %q", mode)
 	}
+	if err := opts.Holdout.Validate(); err != nil {
+		return nil, fmt.Errorf("new reminder scheduler: %w", err)
+	}
 	stages, err := schedulerStages(opts.Stages)
 	if err != nil {
 		return nil, fmt.Errorf("new reminder scheduler: %w", err)
@@ -231,6 +247,8 @@ func NewScheduler(opts SchedulerOptions) (*Scheduler, error) {
 		hostedURL:    opts.HostedFlowURL,
 		redirectURI:  opts.RedirectURI,
 		redirect:     opts.Redirect,
+		holdout:      opts.Holdout,
+		brand:        opts.Brand,
 		now:          opts.Now,
 		log:          log.With("component", "notify", "role", "scheduler"),
 	}

@@ -83,6 +83,15 @@ func (s *Scheduler) handle(ctx context.Context, c state.Claim, claimedAt time.Ti
 	if len(pending) == 0 {
 		return s.finish(ctx, log, c, target, superseded, done, now)
 	}
+	if s.holdout.HeldOut(c.InquiryID) {
+		names := make([]string, len(pending))
+		for i, ch := range pending {
+			done[ch.Name()] = OutcomeHeldOut
+			names[i] = ch.Name()
+		}
+		c.Attribution = s.attribution(state.GroupHeldOut, target, names)
+		return s.finish(ctx, log, c, target, superseded, done, now)
+	}
 
 	link, expiresAt, err := s.link(work, c, target)
 	switch {
@@ -184,6 +193,17 @@ func transientLinkError(err error) bool {
 
 // finish completes the target stage (and the superseded ones) and counts the outcomes.
 func (s *Scheduler) finish(ctx context.Context, log *slog.Logger, c state.Claim, target Stage, superseded []Stage, done map[string]string, now time.Time) error {
+	if c.Attribution.IsZero() {
+		var sentBy []string
+		for _, ch := range s.channels {
+			if done[ch.Name()] == OutcomeSent {
+				sentBy = append(sentBy, ch.Name())
+			}
+		}
+		if len(sentBy) > 0 {
+			c.Attribution = s.attribution(state.GroupReminded, target, sentBy)
+		}
+	}
 	err := s.settle(ctx, log, c, "complete reminder", func(ctx context.Context) error {
 		return s.store.CompleteReminder(ctx, c, target.Name, stageNames(superseded))
 	})
@@ -300,4 +320,16 @@ func stageNames(stages []Stage) []string {
 		names[i] = st.Name
 	}
 	return names
+}
+
+// attribution describes a reminder of stage st for the funnel: group, the channels (joined
+// by '+', in configured order), the link mode and the brand.
+func (s *Scheduler) attribution(group string, st Stage, channels []string) state.Attribution {
+	return state.Attribution{
+		Group:    group,
+		Stage:    st.Name,
+		Channel:  strings.Join(channels, "+"),
+		LinkMode: string(s.mode),
+		Brand:    s.brand,
+	}
 }

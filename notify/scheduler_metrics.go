@@ -22,9 +22,12 @@ const (
 	// OutcomeFailed: the channel, or minting the link, failed for good (a rejected address,
 	// a 4xx from the webhook, Persona refusing the request); the stage is not retried.
 	OutcomeFailed = "failed"
+	// OutcomeHeldOut: the inquiry is in the holdout (SchedulerOptions.Holdout): the reminder
+	// was due and would have gone out on this channel, but was skipped on purpose.
+	OutcomeHeldOut = "held_out"
 )
 
-var outcomes = []string{OutcomeSent, OutcomeSkippedTooLate, OutcomeNoContact, OutcomeNotResumable, OutcomeFailed}
+var outcomes = []string{OutcomeSent, OutcomeSkippedTooLate, OutcomeNoContact, OutcomeNotResumable, OutcomeFailed, OutcomeHeldOut}
 
 // schedulerMetrics are the scheduler's series. Labels are bounded: stage by the configured
 // stages, channel by the configured channels, outcome by the constants above.
@@ -42,7 +45,7 @@ type schedulerMetrics struct {
 func newSchedulerMetrics(reg prometheus.Registerer, stages []Stage, channels []Channel) schedulerMetrics {
 	reminders := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "resumer_reminders_total",
-		Help: "Reminder stages by outcome and channel (sent, skipped_too_late, no_contact, not_resumable, failed).",
+		Help: "Reminder stages by outcome and channel (sent, skipped_too_late, no_contact, not_resumable, failed, held_out).",
 	}, []string{"stage", "channel", "outcome"})
 	backlog := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "resumer_reminder_due_backlog",

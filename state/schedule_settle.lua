@@ -71,7 +71,10 @@ if op == 'complete' then
       funnelCount(KEYS[6], ARGV[7], code, 'inquiry')
       result = 2
     end
-    rec.fa = { code, tonumber(ARGV[8]), FUNNEL_COUNTED }
+    -- A record that is no longer created/pending has nothing left to attribute.
+    if resumable(rec.s) then
+      rec.fa = { code, tonumber(ARGV[8]), FUNNEL_COUNTED }
+    end
   end
 elseif op == 'release' then
   addEntries(ARGV[6], function() return false end)

@@ -76,6 +76,9 @@ type config struct {
 	TemplatesDir        string
 	NotifyWebhookURL    string
 	NotifyWebhookSecret string
+	HoldoutPercent      float64
+	HoldoutSalt         string
+	FunnelRetention     time.Duration
 
 	ReconcileInterval time.Duration
 	ReconcileBudget   float64
@@ -307,6 +310,18 @@ var settings = []setting{
 			return err
 		}},
 	{env: "RESUMER_RECONCILE_LOOKBACK", def: "48h", usage: "how far back the first replay of Persona's events reads (no checkpoint yet); keep it within RESUMER_EVENT_MEMORY", set: setDuration(time.Minute, func(c *config) *time.Duration { return &c.ReconcileLookback })},
+	{env: "RESUMER_HOLDOUT_PERCENT", def: "0", usage: "share of inquiries (0 to 100, e.g. 5) whose reminders are skipped and recorded held_out, to measure the uplift",
+		set: func(c *config, v string) error {
+			p, err := strconv.ParseFloat(v, 64)
+			if err != nil || p < 0 || p > 100 {
+				return fmt.Errorf("want a percentage from 0 to 100, got %q", v)
+			}
+			c.HoldoutPercent = p
+			return nil
+		}},
+	{env: "RESUMER_HOLDOUT_SALT", usage: "per-deployment salt of the holdout hash; required when RESUMER_HOLDOUT_PERCENT is above 0, keep it fixed", secret: true,
+		set: func(c *config, v string) error { c.HoldoutSalt = v; return nil }},
+	{env: "RESUMER_FUNNEL_RETENTION", def: "400d", usage: "how long the daily recovery funnel counts are kept in Redis", set: setDuration(24*time.Hour, func(c *config) *time.Duration { return &c.FunnelRetention })},
 	{env: "RESUMER_API_KEYS", usage: "resume API keys, `;`-separated: name=acme sha256=<hex> scopes=inquiries:read,sessions:create reference_prefix=acme-", secret: true,
 		set: func(c *config, v string) error {
 			keys, err := api.ParseAPIKeys(v)

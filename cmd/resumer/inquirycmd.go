@@ -88,7 +88,7 @@ func openStore(cfg *config) (*state.Store, func(), error) {
 		return nil, nil, fmt.Errorf("RESUMER_REDIS_URL: %w", err)
 	}
 	rdb := redis.NewClient(opts)
-	store, err := state.New(rdb, stateConfig(cfg))
+	store, err := state.New(rdb, stateConfig(cfg, nil))
 	if err != nil {
 		rdb.Close()
 		return nil, nil, err

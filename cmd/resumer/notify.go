@@ -44,7 +44,7 @@ func newPersonaClient(cfg *config, rdb redis.UniversalClient, logger *slog.Logge
 // newScheduler builds the notify role: the reminder channels, the link mode and the scheduler
 // over the state store. Every missing or contradictory setting is an error naming it.
 func newScheduler(cfg *config, rdb redis.UniversalClient, logger *slog.Logger, reg prometheus.Registerer) (*notify.Scheduler, error) {
-	store, err := state.New(rdb, stateConfig(cfg))
+	store, err := state.New(rdb, stateConfig(cfg, reg))
 	if err != nil {
 		return nil, err
 	}
@@ -87,7 +87,12 @@ func newScheduler(cfg *config, rdb redis.UniversalClient, logger *slog.Logger, r
 			channels = append(channels, ch)
 		}
 	}
+	holdout := notify.Holdout{Percent: cfg.HoldoutPercent, Salt: cfg.HoldoutSalt}
+	if holdout.Percent > 0 && holdout.Salt == "" {
+		return nil, errors.New("RESUMER_HOLDOUT_SALT: required when RESUMER_HOLDOUT_PERCENT is above 0 (or RESUMER_HOLDOUT_SALT_FILE)")
+	}
 	opts := notify.SchedulerOptions{
+		Holdout:       holdout,
 		Store:         store,
 		Channels:      channels,
 		Stages:        cfg.RemindBefore,
@@ -136,7 +141,7 @@ func redirectSigner(cfg *config) (*link.Signer, error) {
 // the /r/ endpoint. The Persona client is shared with nothing else in the role, but its
 // limiter is shared with every replica through Redis.
 func newAPIServer(cfg *config, rdb redis.UniversalClient, logger *slog.Logger, reg prometheus.Registerer) (*api.Server, error) {
-	store, err := state.New(rdb, stateConfig(cfg))
+	store, err := state.New(rdb, stateConfig(cfg, reg))
 	if err != nil {
 		return nil, err
 	}

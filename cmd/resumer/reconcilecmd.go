@@ -29,7 +29,7 @@ func newReconciler(cfg *config, rdb redis.UniversalClient, js jetstream.JetStrea
 	if cfg.PersonaAPIKey == "" {
 		return nil, errors.New("RESUMER_PERSONA_API_KEY: required by reconciliation (or RESUMER_PERSONA_API_KEY_FILE)")
 	}
-	store, err := state.New(rdb, stateConfig(cfg))
+	store, err := state.New(rdb, stateConfig(cfg, reg))
 	if err != nil {
 		return nil, err
 	}

@@ -152,7 +152,7 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, stdout io.Writ
 		})
 	}
 	if cfg.has("worker") {
-		store, err := state.New(rdb, stateConfig(cfg))
+		store, err := state.New(rdb, stateConfig(cfg, reg))
 		if err != nil {
 			return fmt.Errorf("worker role: %w", err)
 		}
@@ -259,8 +259,12 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, stdout io.Writ
 	return err
 }
 
-func stateConfig(cfg *config) state.Config {
+// stateConfig is the state store's configuration; reg (nil: none) registers its funnel
+// metrics.
+func stateConfig(cfg *config, reg prometheus.Registerer) state.Config {
 	return state.Config{
+		FunnelRetention:  cfg.FunnelRetention,
+		Registerer:       reg,
 		RemindBefore:     cfg.RemindBefore,
 		Prefix:           cfg.RedisPrefix,
 		Shards:           cfg.RedisShards,
