@@ -56,13 +56,14 @@ func TestSchedulerHoldout(t *testing.T) {
 	e := newSchedEnv(t)
 	held := Holdout{Percent: 50, Salt: "test-salt"}
 	var in, out string
+	var nIn, nOut int64
 	for i := 0; in == "" || out == ""; i++ {
 		inq := e.pending(t, personatest.InquiryParams{ReferenceID: fmt.Sprint("user-", i), EmailAddress: "jane@example.com"})
 		if held.HeldOut(inq.ID) {
-			if in == "" {
-				in = inq.ID
-			}
-		} else if out == "" {
+			nIn++
+			in = inq.ID
+		} else {
+			nOut++
 			out = inq.ID
 		}
 		if i > 100 {
@@ -85,8 +86,11 @@ func TestSchedulerHoldout(t *testing.T) {
 	if got := e.inquiry(t, in).RemindersSent; len(got) != 1 || got[0] != "6h" {
 		t.Errorf("held-out RemindersSent = %v, want [6h]", got)
 	}
-	if got := e.reminders(t, "6h", OutcomeHeldOut); got != 1 {
-		t.Errorf("reminders{6h,held_out} = %v, want 1", got)
+	if got := e.reminders(t, "6h", OutcomeHeldOut); got != float64(nIn) {
+		t.Errorf("reminders{6h,held_out} = %v, want %d", got, nIn)
+	}
+	if got := e.reminders(t, "6h", OutcomeSent); got != float64(nOut) {
+		t.Errorf("reminders{6h,sent} = %v, want %d", got, nOut)
 	}
 	d, err := e.store.Funnel(context.Background(), e.clock.Now(), e.clock.Now())
 	if err != nil {
@@ -97,8 +101,8 @@ func TestSchedulerHoldout(t *testing.T) {
 		got[c.Attribution.String()+" "+c.Step] += c.Count
 	}
 	want := map[string]int64{
-		"held_out|6h|email|session-token| reminder": 1, "held_out|6h|email|session-token| inquiry": 1,
-		"reminded|6h|email|session-token| reminder": 1, "reminded|6h|email|session-token| inquiry": 1,
+		"held_out|6h|email|session-token| reminder": nIn, "held_out|6h|email|session-token| inquiry": nIn,
+		"reminded|6h|email|session-token| reminder": nOut, "reminded|6h|email|session-token| inquiry": nOut,
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("funnel = %v, want %v", got, want)
