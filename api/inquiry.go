@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/resumer/resumer/link"
 	"github.com/resumer/resumer/persona"
 	"github.com/resumer/resumer/state"
 )
@@ -24,6 +25,9 @@ const (
 	ReasonExpired Reason = "expired"
 	// ReasonExpiring: less than the minimum time is left before it expires.
 	ReasonExpiring Reason = "expiring"
+	// ReasonTooOld: the inquiry was created longer ago than the maximum age
+	// (RESUMER_RESUME_MAX_AGE): a newer template version may have been published since.
+	ReasonTooOld Reason = "too_old"
 )
 
 // verdict is the outcome of the resume rules for one inquiry at one time.
@@ -31,6 +35,8 @@ type verdict struct {
 	resumable bool
 	reason    Reason
 	detail    string
+	// fallbackURL is the static link to start over (link.FallbackURL), when offered.
+	fallbackURL string
 }
 
 // check applies the resume rules (PERSONA.md §6, §8) to the tracked state of inq at now:
@@ -39,6 +45,12 @@ type verdict struct {
 // expired no longer ago than that. An inquiry without a known expires-at is judged by its
 // status alone: Persona has the last word.
 func (s *Server) check(inq *state.Inquiry, now time.Time) verdict {
+	if max := s.maxAge(inq.TemplateID); max > 0 && !inq.CreatedAt.IsZero() && now.Sub(inq.CreatedAt) > max &&
+		(inq.Status.Resumable() || inq.Status == persona.StatusExpired) {
+		return verdict{reason: ReasonTooOld, detail: fmt.Sprintf(
+			"The inquiry was created more than %s ago and is not resumed any more: its template may have changed since.",
+			shortDuration(max))}
+	}
 	switch {
 	case inq.Status.Resumable() && (inq.ExpiresAt.IsZero() || now.Before(inq.ExpiresAt)):
 		if left := inq.ExpiresAt.Sub(now); !inq.ExpiresAt.IsZero() && left < s.minRemaining {
@@ -67,10 +79,38 @@ func (s *Server) check(inq *state.Inquiry, now time.Time) verdict {
 // failure returns the problem of a verdict that is not resumable: 409 with
 // inquiry_expiring or invalid_inquiry_state.
 func (v verdict) failure() *failure {
-	if v.reason == ReasonExpiring {
-		return fail(http.StatusConflict, CodeInquiryExpiring, v.detail)
+	var f *failure
+	switch v.reason {
+	case ReasonExpiring:
+		f = fail(http.StatusConflict, CodeInquiryExpiring, v.detail)
+	case ReasonTooOld:
+		f = fail(http.StatusConflict, CodeInquiryTooOld, v.detail)
+	default:
+		f = fail(http.StatusConflict, CodeInvalidInquiryState, v.detail)
 	}
-	return fail(http.StatusConflict, CodeInvalidInquiryState, v.detail)
+	f.fallbackURL = v.fallbackURL
+	return f
+}
+
+// maxAge is the maximum age of a resumable inquiry of template; 0 means no limit.
+func (s *Server) maxAge(template string) time.Duration {
+	if d, ok := s.maxAgeByTemplate[template]; ok {
+		return d
+	}
+	return s.maxAgeDefault
+}
+
+// withFallback adds the fallback link to a refusal when the inquiry's template opts in
+// (never for a status that may still finish, such as expiring: only when resuming is over).
+func (s *Server) withFallback(v verdict, inq *state.Inquiry) verdict {
+	if v.resumable || v.reason == ReasonExpiring || !s.fallbacks.Offers(inq.TemplateID) {
+		return v
+	}
+	if inq.Status != persona.StatusFailed && inq.Status != persona.StatusExpired && !inq.Status.Resumable() {
+		return v // completed, approved, ...: nothing to start again
+	}
+	v.fallbackURL = link.FallbackURL(s.hostedFlowURL, inq.TemplateID, inq.ReferenceID)
+	return v
 }
 
 // InquiryView is the body of GET /v1/inquiries/{inquiry_id}: the tracked state, without any
@@ -84,6 +124,9 @@ type InquiryView struct {
 	Resumable   bool       `json:"resumable"`
 	// Reason is set when Resumable is false.
 	Reason Reason `json:"reason,omitempty"`
+	// FallbackURL, when the inquiry cannot be resumed and its template opts in, starts a new
+	// inquiry for the same reference id (no session token).
+	FallbackURL string `json:"fallback_url,omitempty"`
 }
 
 // serveInquiry serves RouteInquiry.
@@ -93,13 +136,14 @@ func (s *Server) serveInquiry(w http.ResponseWriter, r *http.Request, rq *reques
 		rq.problem(w, f)
 		return
 	}
-	v := s.check(inq, s.now())
+	v := s.withFallback(s.check(inq, s.now()), inq)
 	view := InquiryView{
 		InquiryID:   inq.ID,
 		Status:      inq.Status,
 		ReferenceID: inq.ReferenceID,
 		Resumable:   v.resumable,
 		Reason:      v.reason,
+		FallbackURL: v.fallbackURL,
 	}
 	if !inq.ExpiresAt.IsZero() {
 		at := inq.ExpiresAt.UTC()

@@ -32,6 +32,10 @@ const (
 	// CodeInquiryExpiring (409): less than the minimum time (RESUMER_RESUME_MIN_REMAINING) is
 	// left before the inquiry expires; a token minted now would die at once.
 	CodeInquiryExpiring Code = "inquiry_expiring"
+	// CodeInquiryTooOld (409): the inquiry was created longer ago than the maximum age
+	// (RESUMER_RESUME_MAX_AGE, per template overridable): a newer template version may have
+	// been published. The problem carries fallback_url when the template offers one.
+	CodeInquiryTooOld Code = "inquiry_too_old"
 	// CodeRequestTooLarge (413): the request body exceeds the cap.
 	CodeRequestTooLarge Code = "request_too_large"
 	// CodeRateLimited (429, with Retry-After): the key's request rate or the inquiry's
@@ -54,6 +58,7 @@ var codeStatuses = map[Code][]int{
 	CodeNotFound:            {http.StatusNotFound},
 	CodeInvalidInquiryState: {http.StatusConflict},
 	CodeInquiryExpiring:     {http.StatusConflict},
+	CodeInquiryTooOld:       {http.StatusConflict},
 	CodeRequestTooLarge:     {http.StatusRequestEntityTooLarge},
 	CodeRateLimited:         {http.StatusTooManyRequests},
 	CodeUpstreamUnavailable: {http.StatusBadGateway, http.StatusServiceUnavailable},
@@ -69,6 +74,9 @@ type Problem struct {
 	// Detail explains this occurrence for a person. It never echoes request input.
 	Detail string `json:"detail,omitempty"`
 	Code   Code   `json:"code"`
+	// FallbackURL, on a refusal to resume, is the static hosted-flow link that starts a new
+	// inquiry for the same user, when the inquiry's template offers one (no session token).
+	FallbackURL string `json:"fallback_url,omitempty"`
 }
 
 // failure is a request that cannot be served: the problem to answer with, the wait to
@@ -79,6 +87,8 @@ type failure struct {
 	detail     string
 	retryAfter time.Duration
 	err        error
+	// fallbackURL is Problem.FallbackURL.
+	fallbackURL string
 }
 
 // fail returns a failure without a wait or an underlying error.
@@ -95,11 +105,12 @@ func writeProblem(w http.ResponseWriter, f *failure) {
 	h.Set("Content-Type", "application/problem+json")
 	w.WriteHeader(f.status)
 	json.NewEncoder(w).Encode(Problem{
-		Type:   "urn:resumer:problem:" + string(f.code),
-		Title:  http.StatusText(f.status),
-		Status: f.status,
-		Detail: f.detail,
-		Code:   f.code,
+		Type:        "urn:resumer:problem:" + string(f.code),
+		Title:       http.StatusText(f.status),
+		Status:      f.status,
+		Detail:      f.detail,
+		Code:        f.code,
+		FallbackURL: f.fallbackURL,
 	})
 }
 

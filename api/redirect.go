@@ -45,6 +45,9 @@ type pageView struct {
 	Button    string
 	// FreshLinkURL, when set, offers a fresh e-mail (the brand's fresh_link_url).
 	FreshLinkURL string
+	// FallbackURL, when set, is the static link that starts a new inquiry
+	// (link.FallbackURL), offered when the inquiry cannot be resumed and its template opts in.
+	FallbackURL string
 }
 
 // The pages of /r/. Their words never name the inquiry or echo the link.
@@ -143,12 +146,12 @@ func (s *Server) openLink(w http.ResponseWriter, r *http.Request, rq *request) (
 	}
 	t.inq = inq
 	t.brand = s.brands.For(inq.TemplateID, inq.ReferenceID)
-	if v := s.check(inq, s.now()); !v.resumable {
+	if v := s.withFallback(s.check(inq, s.now()), inq); !v.resumable {
 		p := pageInquiryExpired
 		if v.reason == ReasonStatus {
 			p = pageFinished
 		}
-		s.writePage(w, rq, pageView{page: p, Brand: t.brand, FreshLinkURL: freshLink(p, t.brand)}, v.failure())
+		s.writePage(w, rq, pageView{page: p, Brand: t.brand, FreshLinkURL: freshLink(p, t.brand), FallbackURL: v.fallbackURL}, v.failure())
 		return t, false
 	}
 	return t, true

@@ -32,6 +32,10 @@ const (
 	DefaultKeyRate = state.DefaultKeyRate
 	// DefaultResumeTimeout bounds one call to Persona's resume, retries included.
 	DefaultResumeTimeout = 10 * time.Second
+	// DefaultMaxAge is the age beyond which an inquiry is not resumed (inquiry_too_old): the
+	// seed advice to check how old an inquiry is before resuming it, since a newer template
+	// version may have been published.
+	DefaultMaxAge = 30 * 24 * time.Hour
 )
 
 const (
@@ -140,6 +144,14 @@ type Options struct {
 	// RedirectURI, when set, is added to hosted flow URLs as redirect-uri: where Persona
 	// sends the user when the flow ends.
 	RedirectURI string
+	// MaxAge refuses to resume inquiries created longer ago than this (inquiry_too_old): a
+	// newer template version may have been published since. DefaultMaxAge when zero;
+	// negative turns the check off. MaxAgeByTemplate overrides it per template id (a
+	// negative value: no limit for that template).
+	MaxAge           time.Duration
+	MaxAgeByTemplate map[string]time.Duration
+	// Fallbacks are the templates whose refusals carry a fallback_url (link.FallbackURL).
+	Fallbacks link.Fallbacks
 	// Redirect verifies /r/ links and signs their forms; nil leaves /r/ unregistered.
 	Redirect *link.Signer
 	// SingleUseLinks makes every /r/ link open the hosted flow once: after its button was
@@ -176,9 +188,13 @@ type Server struct {
 	brands        *brand.Set
 	crossOrigin   *http.CrossOriginProtection
 	pageCSP       string
-	now           func() time.Time
-	logger        *slog.Logger
-	metrics       metrics
+	maxAgeDefault time.Duration
+	// maxAgeByTemplate: template id -> maximum age, 0 for none.
+	maxAgeByTemplate map[string]time.Duration
+	fallbacks        link.Fallbacks
+	now              func() time.Time
+	logger           *slog.Logger
+	metrics          metrics
 }
 
 // New returns a Server. It fails when Store or Persona is nil, a duration or limit is
@@ -211,6 +227,8 @@ func New(opts Options) (*Server, error) {
 		singleUse:     opts.SingleUseLinks,
 		brands:        opts.Brands,
 		crossOrigin:   http.NewCrossOriginProtection(),
+		maxAgeDefault: cmp.Or(opts.MaxAge, DefaultMaxAge),
+		fallbacks:     append(link.Fallbacks(nil), opts.Fallbacks...),
 		now:           opts.Now,
 		logger:        opts.Logger,
 		metrics:       newMetrics(opts.Registerer),
@@ -237,6 +255,11 @@ func New(opts Options) (*Server, error) {
 		}
 		signer := *s.signer // a copy: later changes to the caller's signer do not reach us
 		s.signer = &signer
+	}
+	s.maxAgeDefault = max(s.maxAgeDefault, 0)
+	s.maxAgeByTemplate = make(map[string]time.Duration, len(opts.MaxAgeByTemplate))
+	for id, d := range opts.MaxAgeByTemplate {
+		s.maxAgeByTemplate[id] = max(d, 0)
 	}
 	if s.now == nil {
 		s.now = time.Now

@@ -91,6 +91,9 @@ type config struct {
 	ResumeMintWindow    time.Duration
 	APIKeyRate          int
 	ResumeTimeout       time.Duration
+	ResumeMaxAge        time.Duration
+	ResumeMaxAgeByTmpl  map[string]time.Duration
+	FallbackTemplates   []string
 
 	LogLevel        slog.Level
 	ShutdownTimeout time.Duration
@@ -334,6 +337,23 @@ var settings = []setting{
 	{env: "RESUMER_RESUME_MINT_WINDOW", def: "1h", usage: "window of the per-inquiry mint limit", set: setDuration(time.Minute, func(c *config) *time.Duration { return &c.ResumeMintWindow })},
 	{env: "RESUMER_API_KEY_RATE", def: "60", usage: "requests per minute each API key may make", set: setInt(1, 1000000, func(c *config) *int { return &c.APIKeyRate })},
 	{env: "RESUMER_RESUME_TIMEOUT", def: "10s", usage: "bound on one Persona resume call made by the API, retries included", set: setDuration(100*time.Millisecond, func(c *config) *time.Duration { return &c.ResumeTimeout })},
+	{env: "RESUMER_RESUME_MAX_AGE", def: "30d", usage: "refuse to resume inquiries created longer ago (inquiry_too_old): a newer template version may be out; 0: no limit", set: setDuration(0, func(c *config) *time.Duration { return &c.ResumeMaxAge })},
+	{env: "RESUMER_RESUME_MAX_AGE_BY_TEMPLATE", usage: "per-template maximum ages, e.g. itmpl_a=7d,itmpl_b=90d",
+		set: func(c *config, v string) error {
+			m, err := parseTemplateIntervals(v)
+			c.ResumeMaxAgeByTmpl = m
+			return err
+		}},
+	{env: "RESUMER_FALLBACK_TEMPLATES", usage: "templates (comma-separated, or *) whose refusals offer a static hosted-flow link that starts a new inquiry for the same reference id (fallback_url)",
+		set: func(c *config, v string) error {
+			c.FallbackTemplates = nil
+			for _, t := range strings.Split(v, ",") {
+				if t = strings.TrimSpace(t); t != "" {
+					c.FallbackTemplates = append(c.FallbackTemplates, t)
+				}
+			}
+			return nil
+		}},
 	{env: "RESUMER_LOG_LEVEL", def: "info", usage: "debug, info, warn or error",
 		set: func(c *config, v string) error { return c.LogLevel.UnmarshalText([]byte(v)) }},
 	{env: "RESUMER_SHUTDOWN_TIMEOUT", def: "20s", usage: "grace period for draining on SIGTERM", set: setDuration(time.Second, func(c *config) *time.Duration { return &c.ShutdownTimeout })},

@@ -150,21 +150,24 @@ func newAPIServer(cfg *config, rdb redis.UniversalClient, logger *slog.Logger, r
 		return nil, err
 	}
 	opts := api.Options{
-		Store:          store,
-		Persona:        client,
-		Keys:           cfg.APIKeys,
-		MinRemaining:   cfg.ResumeMinRemaining,
-		ExpiredWithin:  cfg.ResumeExpiredWithin,
-		MintLimit:      cfg.ResumeMintLimit,
-		MintWindow:     cfg.ResumeMintWindow,
-		KeyRate:        cfg.APIKeyRate,
-		ResumeTimeout:  cfg.ResumeTimeout,
-		HostedFlowURL:  cfg.HostedFlowURL,
-		RedirectURI:    cfg.RedirectURI,
-		SingleUseLinks: cfg.LinkSingleUse,
-		Brands:         cfg.Brands,
-		Logger:         logger,
-		Registerer:     reg,
+		Store:            store,
+		Persona:          client,
+		Keys:             cfg.APIKeys,
+		MinRemaining:     cfg.ResumeMinRemaining,
+		ExpiredWithin:    cfg.ResumeExpiredWithin,
+		MintLimit:        cfg.ResumeMintLimit,
+		MintWindow:       cfg.ResumeMintWindow,
+		KeyRate:          cfg.APIKeyRate,
+		ResumeTimeout:    cfg.ResumeTimeout,
+		MaxAge:           maxAgeOption(cfg.ResumeMaxAge),
+		MaxAgeByTemplate: cfg.ResumeMaxAgeByTmpl,
+		Fallbacks:        cfg.FallbackTemplates,
+		HostedFlowURL:    cfg.HostedFlowURL,
+		RedirectURI:      cfg.RedirectURI,
+		SingleUseLinks:   cfg.LinkSingleUse,
+		Brands:           cfg.Brands,
+		Logger:           logger,
+		Registerer:       reg,
 	}
 	if cfg.PublicURL != "" || len(cfg.LinkSecret) > 0 || cfg.LinkMode == notify.LinkRedirect {
 		if opts.Redirect, err = redirectSigner(cfg); err != nil {
@@ -172,4 +175,13 @@ func newAPIServer(cfg *config, rdb redis.UniversalClient, logger *slog.Logger, r
 		}
 	}
 	return api.New(opts)
+}
+
+// maxAgeOption maps RESUMER_RESUME_MAX_AGE to api.Options.MaxAge: 0 in the setting turns the
+// check off, which the option spells as a negative value.
+func maxAgeOption(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }
