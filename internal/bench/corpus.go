@@ -125,7 +125,7 @@ func (g *generatedEvent) event() *persona.Event {
 	f := g.facts
 	inq := &persona.Inquiry{
 		ID: f.id, Status: g.Status, ReferenceID: f.referenceID, TemplateID: f.templateID,
-		AccountID: f.accountID, CreatedAt: f.createdAt, ExpiresAt: f.expiresAt,
+		AccountID: f.accountID, CreatedAt: f.createdAt, ExpiresAt: f.expiresAt, UpdatedAt: g.CreatedAt,
 		EmailAddress: f.email, NameFirst: f.nameFirst,
 	}
 	if g.Status != persona.StatusCreated {
