@@ -138,7 +138,7 @@ func toInt(v any) (int, error) {
 // script call and an injected clock.
 type fixture struct {
 	store  *Store
-	client *redis.Client
+	client redis.UniversalClient
 	clock  *clock
 	slots  *slotChecker
 	prefix string
@@ -151,7 +151,7 @@ func newFixture(t testing.TB, edit ...func(*Config)) *fixture {
 	return fixtureOn(t, client, prefix, edit...)
 }
 
-func fixtureOn(t testing.TB, client *redis.Client, prefix string, edit ...func(*Config)) *fixture {
+func fixtureOn(t testing.TB, client redis.UniversalClient, prefix string, edit ...func(*Config)) *fixture {
 	t.Helper()
 	f := &fixture{client: client, clock: newClock(t0.Add(time.Hour)), prefix: prefix}
 	f.slots = &slotChecker{tb: t, prefix: prefix}

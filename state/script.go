@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -22,7 +23,13 @@ type scriptCall struct {
 // if any, is that call's own (a Redis error reply such as a script error). The returned error
 // is non-nil when the batch as a whole failed: Redis unreachable, the context done, or a
 // server-wide condition (see batchFailure); no call's outcome is known then.
+//
+// For a store with Config.ReplicaAcks, every script but the read-only one is followed by a
+// wait for that many replicas to acknowledge the writes (see awaitReplicas): a failover that
+// promotes a replica then cannot lose a write the caller was told about.
 func (s *Store) runScript(ctx context.Context, script *redis.Script, calls []scriptCall) ([]*redis.Cmd, error) {
+	durable := s.cfg.ReplicaAcks > 0 && script != s.read
+	_, cluster := s.client.(*redis.ClusterClient)
 	out := make([]*redis.Cmd, len(calls))
 	todo := make([]int, len(calls))
 	for i := range todo {
@@ -34,9 +41,19 @@ func (s *Store) runScript(ctx context.Context, script *redis.Script, calls []scr
 		for j, i := range todo {
 			cmds[j] = script.EvalSha(ctx, pipe, calls[i].keys, calls[i].args...)
 		}
+		if durable && !cluster {
+			// WAIT counts the writes of its own connection, and a pipeline of a single-node
+			// (or Sentinel) client is one connection.
+			pipe.Do(ctx, "WAIT", s.cfg.ReplicaAcks, s.cfg.ReplicaTimeout.Milliseconds())
+		}
 		_, execErr := pipe.Exec(ctx)
 		if err := batchFailure(execErr, cmds); err != nil {
 			return nil, err
+		}
+		if durable && cluster {
+			if err := s.awaitReplicas(ctx, calls, todo); err != nil {
+				return nil, err
+			}
 		}
 		var missing []int
 		for j, i := range todo {
@@ -54,6 +71,48 @@ func (s *Store) runScript(ctx context.Context, script *redis.Script, calls []scr
 		}
 		todo = missing
 	}
+}
+
+// awaitReplicas waits, on every Redis Cluster primary that ran one of calls[todo], until
+// Config.ReplicaAcks replicas have acknowledged its writes or Config.ReplicaTimeout passed.
+// WAIT only counts the writes of the connection it is sent on, and the cluster client spreads
+// a pipeline over pooled connections, so on each primary it writes a barrier key in the slot
+// of the calls (a later write than theirs) and WAITs on that same connection. An error
+// (the primary gone, the slot moved) fails the batch: the calls may not be replicated, and
+// running them again is harmless.
+func (s *Store) awaitReplicas(ctx context.Context, calls []scriptCall, todo []int) error {
+	cc := s.client.(*redis.ClusterClient)
+	barriers := map[string]string{} // primary address -> a barrier key it serves
+	nodes := map[string]*redis.Client{}
+	for _, i := range todo {
+		key := calls[i].keys[0]
+		node, err := cc.MasterForKey(ctx, key)
+		if err != nil {
+			return fmt.Errorf("find primary of %s: %w", key, err)
+		}
+		addr := node.Options().Addr
+		if _, ok := barriers[addr]; !ok {
+			barriers[addr], nodes[addr] = barrierKey(key), node
+		}
+	}
+	for addr, key := range barriers {
+		pipe := nodes[addr].Pipeline()
+		pipe.Set(ctx, key, 1, time.Minute)
+		pipe.Do(ctx, "WAIT", s.cfg.ReplicaAcks, s.cfg.ReplicaTimeout.Milliseconds())
+		if _, err := pipe.Exec(ctx); err != nil {
+			return fmt.Errorf("wait for replicas of %s: %w", addr, err)
+		}
+	}
+	return nil
+}
+
+// barrierKey is the replication barrier key in the slot of key: key's hash-tagged prefix
+// ("<prefix>:{<shard>}:") followed by "w".
+func barrierKey(key string) string {
+	if i := strings.IndexByte(key, '}'); i >= 0 {
+		return key[:i+1] + ":w"
+	}
+	return key + ":w"
 }
 
 // batchFailure returns the error that failed a pipeline as a whole, or nil when every

@@ -89,9 +89,21 @@ type Config struct {
 	// resumer_funnel_completion_seconds), counted by the calls that record funnel steps; nil
 	// registers them nowhere. Several stores may share one registerer.
 	Registerer prometheus.Registerer
+	// ReplicaAcks, when positive, makes every write wait until that many replicas of the
+	// primary it ran on acknowledged it (Redis WAIT), or ReplicaTimeout passed, before the
+	// caller hears of it: a Cluster or Sentinel failover that promotes a replica then keeps
+	// every applied event and every recorded reminder intent. When fewer replicas answer in
+	// time (one is down) the write still succeeds; set min-replicas-to-write on the servers to
+	// refuse writes instead. Zero waits for none (a single node).
+	ReplicaAcks int
+	// ReplicaTimeout bounds the wait for ReplicaAcks, default DefaultReplicaTimeout.
+	ReplicaTimeout time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
+
+// DefaultReplicaTimeout is the longest a write waits for its replicas (Config.ReplicaTimeout).
+const DefaultReplicaTimeout = 500 * time.Millisecond
 
 // Store keeps inquiry records and their indexes in Redis. It is safe for concurrent use; all
 // of its state is in Redis, so any number of replicas can share one.
@@ -161,6 +173,12 @@ func New(client redis.UniversalClient, cfg Config) (*Store, error) {
 	}
 	if len(cfg.RemindBefore) == 0 {
 		cfg.RemindBefore = DefaultRemindBefore()
+	}
+	if cfg.ReplicaAcks < 0 || cfg.ReplicaTimeout < 0 {
+		return nil, fmt.Errorf("new state store: replica acks %d, timeout %v: must not be negative", cfg.ReplicaAcks, cfg.ReplicaTimeout)
+	}
+	if cfg.ReplicaTimeout == 0 {
+		cfg.ReplicaTimeout = DefaultReplicaTimeout
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

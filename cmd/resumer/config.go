@@ -17,6 +17,7 @@ import (
 
 	"github.com/resumer/resumer/api"
 	"github.com/resumer/resumer/brand"
+	"github.com/resumer/resumer/internal/redisconn"
 	"github.com/resumer/resumer/link"
 	"github.com/resumer/resumer/notify"
 )
@@ -39,6 +40,9 @@ type config struct {
 	RedisURL       string
 	RedisPrefix    string
 	RedisShards    int
+	// RedisReplicaAcks is how many replicas must acknowledge each write; -1 (auto): one on a
+	// Cluster or Sentinel URL, none on a single node.
+	RedisReplicaAcks int
 
 	WebhookSecrets   [][]byte
 	WebhookTolerance time.Duration
@@ -157,13 +161,25 @@ var settings = []setting{
 	{env: "RESUMER_CONSUMER", def: "state", usage: "durable consumer name of the worker", set: setName(func(c *config) *string { return &c.Consumer })},
 	{env: "RESUMER_MAX_DELIVER", def: "10", usage: "deliveries before an event is dead-lettered", set: setInt(1, 1000, func(c *config) *int { return &c.MaxDeliver })},
 	{env: "RESUMER_BATCH_SIZE", def: "256", usage: "events the worker fetches and applies per batch", set: setInt(1, 10000, func(c *config) *int { return &c.BatchSize })},
-	{env: "RESUMER_REDIS_URL", def: "redis://127.0.0.1:6379/0", usage: "Redis URL (redis:// or rediss://, password in the URL)", secret: true,
+	{env: "RESUMER_REDIS_URL", def: "redis://127.0.0.1:6379/0", usage: "Redis URL: redis:// or rediss:// (one node), redis+cluster:// or several addr= seeds (Cluster), redis+sentinel://s1:26379,s2:26379/mymaster/0 (Sentinel); passwords in the URL (README: Scaling out)", secret: true,
 		set: func(c *config, v string) error {
-			u, err := url.Parse(v)
-			if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss" && u.Scheme != "unix") {
-				return errors.New("want a redis://, rediss:// or unix:// URL")
+			if _, _, err := redisconn.Parse(v); err != nil {
+				return err
 			}
 			c.RedisURL = v
+			return nil
+		}},
+	{env: "RESUMER_REDIS_REPLICA_ACKS", def: "auto", usage: "replicas that must acknowledge every write (Redis WAIT, up to 500ms) before an event is acked or a reminder sent; auto: 1 on a Cluster or Sentinel URL, 0 on one node",
+		set: func(c *config, v string) error {
+			if v == "auto" {
+				c.RedisReplicaAcks = -1
+				return nil
+			}
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 || n > 5 {
+				return fmt.Errorf("want auto or an integer from 0 to 5, got %q", v)
+			}
+			c.RedisReplicaAcks = n
 			return nil
 		}},
 	{env: "RESUMER_REDIS_PREFIX", def: "resumer", usage: "prefix of every Redis key", set: setName(func(c *config) *string { return &c.RedisPrefix })},

@@ -86,6 +86,19 @@ func TestLoadConfig(t *testing.T) {
 		{name: "unknown role", env: map[string]string{"RESUMER_ROLES": "webhook,mailer"}, wantErr: "RESUMER_ROLES"},
 		{name: "bad int", env: map[string]string{"RESUMER_STREAM_REPLICAS": "three"}, wantErr: "RESUMER_STREAM_REPLICAS"},
 		{name: "bad redis url", env: map[string]string{"RESUMER_REDIS_URL": "http://x"}, wantErr: "RESUMER_REDIS_URL"},
+		{name: "sentinel url without master", env: map[string]string{"RESUMER_REDIS_URL": "redis+sentinel://s1:26379,s2:26379"}, wantErr: "RESUMER_REDIS_URL"},
+		{name: "cluster url with a database", env: map[string]string{"RESUMER_REDIS_URL": "redis+cluster://h1:6379/2"}, wantErr: "RESUMER_REDIS_URL"},
+		{name: "redis url with an unknown option", env: map[string]string{"RESUMER_REDIS_URL": "redis://h:6379?addr=h2:6379&bogus=1"}, wantErr: "RESUMER_REDIS_URL"},
+		{name: "cluster url", env: map[string]string{"RESUMER_REDIS_URL": "redis://:pw@h1:6379?addr=h2:6379&addr=h3:6379"}, check: func(t *testing.T, c *config) {
+			if c.RedisURL != "redis://:pw@h1:6379?addr=h2:6379&addr=h3:6379" {
+				t.Errorf("RedisURL = %q", c.RedisURL)
+			}
+		}},
+		{name: "sentinel url", env: map[string]string{"RESUMER_REDIS_URL": "rediss+sentinel://:pw@s1:26379,s2:26379,s3:26379/mymaster/0?sentinel_password=spw"}, check: func(t *testing.T, c *config) {
+			if !strings.HasPrefix(c.RedisURL, "rediss+sentinel://") {
+				t.Errorf("RedisURL = %q", c.RedisURL)
+			}
+		}},
 		{name: "bad stream name", env: map[string]string{"RESUMER_STREAM": "a.b"}, wantErr: "RESUMER_STREAM"},
 		{name: "bad template interval", env: map[string]string{"RESUMER_EXPIRY_BY_TEMPLATE": "itmpl_a"}, wantErr: "RESUMER_EXPIRY_BY_TEMPLATE"},
 		{name: "bad log level", env: map[string]string{"RESUMER_LOG_LEVEL": "loud"}, wantErr: "RESUMER_LOG_LEVEL"},

@@ -11,7 +11,6 @@ import (
 	"text/tabwriter"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/redis/go-redis/v9"
 )
 
 // configCommand implements `resumer config` (the README's Markdown table of every variable)
@@ -109,12 +108,11 @@ func (c *config) check() []error {
 	if c.has("notify") || c.has("api") {
 		// The roles' constructors hold the remaining rules; a client that is never used does
 		// not connect.
-		opts, err := redis.ParseURL(c.RedisURL)
+		rdb, err := openRedis(c)
 		if err != nil {
-			problems = append(problems, fmt.Errorf("RESUMER_REDIS_URL: %w", err))
+			problems = append(problems, err)
 			return problems
 		}
-		rdb := redis.NewClient(opts)
 		defer rdb.Close()
 		logger := slog.New(slog.DiscardHandler)
 		if c.has("notify") {

@@ -11,8 +11,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/resumer/resumer/state"
 )
 
@@ -83,11 +81,10 @@ func inquiryCommand(ctx context.Context, args []string, getenv func(string) stri
 }
 
 func openStore(cfg *config) (*state.Store, func(), error) {
-	opts, err := redis.ParseURL(cfg.RedisURL)
+	rdb, err := openRedis(cfg)
 	if err != nil {
-		return nil, nil, fmt.Errorf("RESUMER_REDIS_URL: %w", err)
+		return nil, nil, err
 	}
-	rdb := redis.NewClient(opts)
 	store, err := state.New(rdb, stateConfig(cfg, nil))
 	if err != nil {
 		rdb.Close()

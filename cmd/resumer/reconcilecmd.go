@@ -89,11 +89,10 @@ func reconcileCommand(ctx context.Context, args []string, getenv func(string) st
 	if since < 0 {
 		return errors.New("reconcile: --since must not be negative")
 	}
-	opts, err := redis.ParseURL(cfg.RedisURL)
+	rdb, err := openRedis(cfg)
 	if err != nil {
-		return fmt.Errorf("RESUMER_REDIS_URL: %w", err)
+		return err
 	}
-	rdb := redis.NewClient(opts)
 	defer rdb.Close()
 	var js jetstream.JetStream
 	if !dryRun {

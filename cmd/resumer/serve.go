@@ -23,6 +23,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/resumer/resumer/internal/eventstream"
+	"github.com/resumer/resumer/internal/redisconn"
 	"github.com/resumer/resumer/state"
 	"github.com/resumer/resumer/webhook"
 	"github.com/resumer/resumer/worker"
@@ -97,15 +98,14 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, stdout io.Writ
 		}
 		checks.add("nats", link.check)
 	}
-	var rdb *redis.Client
+	var rdb redis.UniversalClient
 	if cfg.has("worker") || cfg.has("notify") || cfg.has("api") || cfg.has("reconcile") {
-		opts, err := redis.ParseURL(cfg.RedisURL)
-		if err != nil {
-			return fmt.Errorf("RESUMER_REDIS_URL: %w", err)
+		var err error
+		if rdb, err = openRedis(cfg); err != nil {
+			return err
 		}
-		rdb = redis.NewClient(opts)
 		defer rdb.Close()
-		checks.add("redis", func(ctx context.Context) error { return rdb.Ping(ctx).Err() })
+		checks.add("redis", func(ctx context.Context) error { return redisconn.Ping(ctx, rdb) })
 	}
 
 	var streamReady atomic.Bool
@@ -259,10 +259,28 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, stdout io.Writ
 	return err
 }
 
+// openRedis returns a client of the Redis deployment RESUMER_REDIS_URL names (one node, a
+// Cluster or Sentinel; see internal/redisconn). It fails only on a bad URL, naming the variable.
+func openRedis(cfg *config) (redis.UniversalClient, error) {
+	rdb, _, err := redisconn.New(cfg.RedisURL)
+	if err != nil {
+		return nil, fmt.Errorf("RESUMER_REDIS_URL: %w", err)
+	}
+	return rdb, nil
+}
+
 // stateConfig is the state store's configuration; reg (nil: none) registers its funnel
 // metrics.
 func stateConfig(cfg *config, reg prometheus.Registerer) state.Config {
+	acks := cfg.RedisReplicaAcks
+	if acks < 0 {
+		acks = 0
+		if _, mode, err := redisconn.Parse(cfg.RedisURL); err == nil && mode != redisconn.Single {
+			acks = 1
+		}
+	}
 	return state.Config{
+		ReplicaAcks:      acks,
 		FunnelRetention:  cfg.FunnelRetention,
 		Registerer:       reg,
 		RemindBefore:     cfg.RemindBefore,

@@ -99,7 +99,7 @@ func (e *env) newStore(prefix string, now func() time.Time) (*state.Store, error
 // rawApply sends the apply script for every event straight to Redis: pipelines of batch
 // EVALSHAs, pipelines in flight at once, the KEYS and ARGV built beforehand. It returns the
 // time the sends took.
-func rawApply(ctx context.Context, rdb *redis.Client, store *state.Store, events []*persona.Event, batch, pipelines int) (time.Duration, error) {
+func rawApply(ctx context.Context, rdb redis.UniversalClient, store *state.Store, events []*persona.Event, batch, pipelines int) (time.Duration, error) {
 	type call struct {
 		keys []string
 		args []any

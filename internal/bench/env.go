@@ -14,6 +14,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -41,7 +42,7 @@ type Machine struct {
 type env struct {
 	run     string // lower-case hex, unique per run
 	seed    uint64 // seeds the ids of generated inquiries and events
-	rdb     *redis.Client
+	rdb     redis.UniversalClient
 	nc      *nats.Conn
 	js      jetstream.JetStream
 	natsURL string
@@ -106,38 +107,55 @@ func (e *env) deleteStream(name string) {
 	}
 }
 
-// deletePrefix deletes every key that starts with prefix (SCAN and UNLINK) and returns how
-// many it deleted.
-func deletePrefix(ctx context.Context, c *redis.Client, prefix string) (int, error) {
-	iter := c.Scan(ctx, 0, prefix+"*", 5000).Iterator()
-	batch := make([]string, 0, 1000)
-	n := 0
-	flush := func() error {
-		if len(batch) == 0 {
+// forEachNode calls fn with every primary of a cluster client (each holds part of the keys),
+// or with c itself for a single node or Sentinel. It stops at the first error.
+func forEachNode(ctx context.Context, c redis.UniversalClient, fn func(ctx context.Context, node redis.UniversalClient) error) error {
+	if cc, ok := c.(*redis.ClusterClient); ok {
+		return cc.ForEachMaster(ctx, func(ctx context.Context, node *redis.Client) error { return fn(ctx, node) })
+	}
+	return fn(ctx, c)
+}
+
+// deletePrefix deletes every key that starts with prefix (SCAN and pipelined single-key
+// UNLINKs, so that no command spans two cluster slots), on every primary of a cluster, and
+// returns how many it deleted.
+func deletePrefix(ctx context.Context, c redis.UniversalClient, prefix string) (int, error) {
+	var total atomic.Int64
+	err := forEachNode(ctx, c, func(ctx context.Context, node redis.UniversalClient) error {
+		iter := node.Scan(ctx, 0, prefix+"*", 5000).Iterator()
+		batch := make([]string, 0, 1000)
+		flush := func() error {
+			if len(batch) == 0 {
+				return nil
+			}
+			pipe := node.Pipeline()
+			for _, k := range batch {
+				pipe.Unlink(ctx, k)
+			}
+			if _, err := pipe.Exec(ctx); err != nil {
+				return err
+			}
+			total.Add(int64(len(batch)))
+			batch = batch[:0]
 			return nil
 		}
-		if err := c.Unlink(ctx, batch...).Err(); err != nil {
-			return err
-		}
-		n += len(batch)
-		batch = batch[:0]
-		return nil
-	}
-	for iter.Next(ctx) {
-		batch = append(batch, iter.Val())
-		if len(batch) == cap(batch) {
-			if err := flush(); err != nil {
-				return n, fmt.Errorf("delete keys %s*: %w", prefix, err)
+		for iter.Next(ctx) {
+			batch = append(batch, iter.Val())
+			if len(batch) == cap(batch) {
+				if err := flush(); err != nil {
+					return err
+				}
 			}
 		}
+		if err := iter.Err(); err != nil {
+			return err
+		}
+		return flush()
+	})
+	if err != nil {
+		return int(total.Load()), fmt.Errorf("delete keys %s*: %w", prefix, err)
 	}
-	if err := iter.Err(); err != nil {
-		return n, fmt.Errorf("delete keys %s*: %w", prefix, err)
-	}
-	if err := flush(); err != nil {
-		return n, fmt.Errorf("delete keys %s*: %w", prefix, err)
-	}
-	return n, nil
+	return int(total.Load()), nil
 }
 
 // cleanPrefix deletes a scenario's keys, logging a failure instead of returning it.

@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/resumer/resumer/internal/eventstream"
+	"github.com/resumer/resumer/internal/redisconn"
 )
 
 // Scenarios are the scenario names, in the order Run runs them.
@@ -92,15 +93,15 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	e := &env{run: run, seed: seed, log: logger(o.Progress, start), secret: []byte("wbhsec_bench_" + run)}
 	rep := &Report{Run: run, StartedAt: start}
 
-	ropts, err := redis.ParseURL(o.RedisURL)
+	ropts, mode, err := redisconn.Parse(o.RedisURL)
 	if err != nil {
 		return nil, fmt.Errorf("redis url: %w", err)
 	}
 	ropts.PoolSize = max(ropts.PoolSize, 64)
-	e.rdb = redis.NewClient(ropts)
+	e.rdb = redis.NewUniversalClient(ropts)
 	defer e.rdb.Close()
-	if err := e.rdb.Ping(ctx).Err(); err != nil {
-		return nil, fmt.Errorf("redis %s: %w", ropts.Addr, err)
+	if err := redisconn.Ping(ctx, e.rdb); err != nil {
+		return nil, fmt.Errorf("redis (%s) %s: %w", mode, strings.Join(ropts.Addrs, ","), err)
 	}
 	defer e.cleanPrefix("bench-" + run)
 
@@ -129,7 +130,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	defer nc.Close()
 	e.nc, e.js = nc, js
 	rep.Machine = e.machine(ctx, embedded)
-	e.log("run %s: redis %s, nats %s; scenarios %s", run, ropts.Addr, rep.Machine.NATS, strings.Join(want, ","))
+	e.log("run %s: redis (%s) %s, nats %s; scenarios %s", run, mode, strings.Join(ropts.Addrs, ","), rep.Machine.NATS, strings.Join(want, ","))
 
 	add := func(t0 time.Time, tables ...*Table) {
 		for _, t := range tables {

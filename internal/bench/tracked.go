@@ -135,58 +135,66 @@ func (e *env) fillTracked(ctx context.Context, store *state.Store, o TrackedOpti
 
 // usedMemory returns INFO memory's used_memory, once Redis has finished freeing what was
 // unlinked before (lazyfree_pending_objects is 0, or 10 s passed).
-func usedMemory(ctx context.Context, rdb *redis.Client) (int64, error) {
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		info, err := rdb.InfoMap(ctx, "memory").Result()
-		if err != nil {
-			return 0, fmt.Errorf("read redis memory: %w", err)
+func usedMemory(ctx context.Context, rdb redis.UniversalClient) (int64, error) {
+	var sum atomic.Int64
+	err := forEachNode(ctx, rdb, func(ctx context.Context, node redis.UniversalClient) error {
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			info, err := node.InfoMap(ctx, "memory").Result()
+			if err != nil {
+				return fmt.Errorf("read redis memory: %w", err)
+			}
+			m := info["Memory"]
+			if m["lazyfree_pending_objects"] == "0" || m["lazyfree_pending_objects"] == "" || time.Now().After(deadline) {
+				n, err := strconv.ParseInt(m["used_memory"], 10, 64)
+				sum.Add(n)
+				return err
+			}
+			time.Sleep(50 * time.Millisecond)
 		}
-		m := info["Memory"]
-		if m["lazyfree_pending_objects"] == "0" || m["lazyfree_pending_objects"] == "" || time.Now().After(deadline) {
-			return strconv.ParseInt(m["used_memory"], 10, 64)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	})
+	return sum.Load(), err
 }
 
-// memoryUsage sums MEMORY USAGE (all samples) over every key starting with prefix.
-func memoryUsage(ctx context.Context, rdb *redis.Client, prefix string) (int64, error) {
-	var sum int64
-	iter := rdb.Scan(ctx, 0, prefix+"*", 5000).Iterator()
-	keys := make([]string, 0, 1000)
-	flush := func() error {
-		pipe := rdb.Pipeline()
-		cmds := make([]*redis.IntCmd, len(keys))
-		for i, k := range keys {
-			cmds[i] = pipe.MemoryUsage(ctx, k, 0)
+// memoryUsage sums MEMORY USAGE (all samples) over every key starting with prefix, on every
+// primary of a cluster.
+func memoryUsage(ctx context.Context, rdb redis.UniversalClient, prefix string) (int64, error) {
+	var sum atomic.Int64
+	err := forEachNode(ctx, rdb, func(ctx context.Context, node redis.UniversalClient) error {
+		iter := node.Scan(ctx, 0, prefix+"*", 5000).Iterator()
+		keys := make([]string, 0, 1000)
+		flush := func() error {
+			pipe := node.Pipeline()
+			cmds := make([]*redis.IntCmd, len(keys))
+			for i, k := range keys {
+				cmds[i] = pipe.MemoryUsage(ctx, k, 0)
+			}
+			if _, err := pipe.Exec(ctx); err != nil && err != redis.Nil {
+				return err
+			}
+			for _, c := range cmds {
+				sum.Add(c.Val())
+			}
+			keys = keys[:0]
+			return nil
 		}
-		if _, err := pipe.Exec(ctx); err != nil && err != redis.Nil {
-			return err
-		}
-		for _, c := range cmds {
-			sum += c.Val()
-		}
-		keys = keys[:0]
-		return nil
-	}
-	for iter.Next(ctx) {
-		keys = append(keys, iter.Val())
-		if len(keys) == cap(keys) {
-			if err := flush(); err != nil {
-				return 0, err
+		for iter.Next(ctx) {
+			keys = append(keys, iter.Val())
+			if len(keys) == cap(keys) {
+				if err := flush(); err != nil {
+					return err
+				}
 			}
 		}
-	}
-	if err := iter.Err(); err != nil {
-		return 0, err
-	}
-	if len(keys) > 0 {
-		if err := flush(); err != nil {
-			return 0, err
+		if err := iter.Err(); err != nil {
+			return err
 		}
-	}
-	return sum, nil
+		if len(keys) > 0 {
+			return flush()
+		}
+		return nil
+	})
+	return sum.Load(), err
 }
 
 // runTracked fills the tracked set level by level and measures, at each level, Redis memory

@@ -77,19 +77,34 @@ func Prefix(tb testing.TB) string {
 	return "t-" + hex.EncodeToString(b[:])
 }
 
-// DeletePrefix deletes every key that starts with prefix.
+// DeletePrefix deletes every key that starts with prefix; on a Redis Cluster client, on every
+// primary. Keys are unlinked one per command (pipelined), so no command spans two slots.
 func DeletePrefix(ctx context.Context, c redis.UniversalClient, prefix string) {
+	if cc, ok := c.(*redis.ClusterClient); ok {
+		cc.ForEachMaster(ctx, func(ctx context.Context, node *redis.Client) error {
+			DeletePrefix(ctx, node, prefix)
+			return nil
+		})
+		return
+	}
 	iter := c.Scan(ctx, 0, prefix+"*", 1000).Iterator()
 	var batch []string
+	flush := func() {
+		pipe := c.Pipeline()
+		for _, k := range batch {
+			pipe.Unlink(ctx, k)
+		}
+		pipe.Exec(ctx)
+		batch = batch[:0]
+	}
 	for iter.Next(ctx) {
 		batch = append(batch, iter.Val())
 		if len(batch) == 500 {
-			c.Unlink(ctx, batch...)
-			batch = batch[:0]
+			flush()
 		}
 	}
 	if len(batch) > 0 {
-		c.Unlink(ctx, batch...)
+		flush()
 	}
 }
 

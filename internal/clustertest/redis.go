@@ -1,0 +1,163 @@
+// Package clustertest starts real clusters on loopback for tests and benchmarks: a Redis
+// Cluster (redis-server in cluster mode, created with redis-cli --cluster create), a Redis
+// primary and replica watched by three Sentinels, and a NATS cluster of in-process servers
+// joined by routes, with JetStream. Nodes can be killed (SIGKILL) and restarted, slots
+// resharded, so that tests can fail over under load. Tests call the *T helpers, which skip
+// when the Redis binaries are missing; the benchmark harness calls the Start functions.
+package clustertest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// NodeTimeout is the cluster-node-timeout and Sentinel down-after-milliseconds of the
+// clusters started here: low, so that a killed primary is replaced within seconds.
+const NodeTimeout = 1000 * time.Millisecond
+
+// ErrMissingBinary is wrapped by the Start functions when redis-server or redis-cli is not
+// installed.
+var ErrMissingBinary = errors.New("redis binaries not installed (apt-get install redis-server redis-sentinel redis-tools)")
+
+// RequireBinaries returns an error wrapping ErrMissingBinary when one of the binaries the
+// Redis clusters need (redis-server, redis-cli) is not on PATH.
+func RequireBinaries() error {
+	for _, b := range []string{"redis-server", "redis-cli"} {
+		if _, err := exec.LookPath(b); err != nil {
+			return fmt.Errorf("%s: %w", b, ErrMissingBinary)
+		}
+	}
+	return nil
+}
+
+// RedisNode is one redis-server (or Sentinel) process on a loopback port.
+type RedisNode struct {
+	Port int
+	dir  string
+	argv []string // after the binary
+
+	mu  sync.Mutex
+	cmd *exec.Cmd
+}
+
+// Addr is the node's host:port.
+func (n *RedisNode) Addr() string { return "127.0.0.1:" + strconv.Itoa(n.Port) }
+
+// Client returns a client of this node alone (no cluster redirection), which the caller
+// closes.
+func (n *RedisNode) Client() *redis.Client {
+	return redis.NewClient(&redis.Options{Addr: n.Addr(), DialTimeout: time.Second, MaxRetries: -1})
+}
+
+// Alive reports whether the node's process is running (it was not killed).
+func (n *RedisNode) Alive() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.cmd != nil
+}
+
+// Kill sends SIGKILL to the node, as a crash would, and waits for it to die. Killing a dead
+// node does nothing.
+func (n *RedisNode) Kill() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.cmd == nil {
+		return
+	}
+	n.cmd.Process.Kill()
+	n.cmd.Wait()
+	n.cmd = nil
+}
+
+// Start starts the node's process (again) and waits until it answers PING. Starting a
+// running node does nothing.
+func (n *RedisNode) Start() error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.cmd != nil {
+		return nil
+	}
+	bin := "redis-server"
+	cmd := exec.Command(bin, n.argv...)
+	cmd.Dir = n.dir
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start redis on %d: %w", n.Port, err)
+	}
+	c := n.Client()
+	defer c.Close()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		err := c.Ping(ctx).Err()
+		cancel()
+		if err == nil {
+			n.cmd = cmd
+			return nil
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			cmd.Wait()
+			return fmt.Errorf("redis on %d not answering: %w\n%s", n.Port, err, out.String())
+		}
+		time.Sleep(30 * time.Millisecond)
+	}
+}
+
+// newNode prepares (does not start) a node on a free port with its own directory under dir.
+func newNode(dir, name string, argv func(port int, dir string) []string) (*RedisNode, error) {
+	port, err := FreePort()
+	if err != nil {
+		return nil, err
+	}
+	d := filepath.Join(dir, name)
+	if err := os.MkdirAll(d, 0o700); err != nil {
+		return nil, err
+	}
+	return &RedisNode{Port: port, dir: d, argv: argv(port, d)}, nil
+}
+
+// FreePort returns a free TCP port on 127.0.0.1.
+func FreePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("find a free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// wait polls cond every 50 ms until it returns nil or the timeout passes, returning its last
+// error then.
+func wait(ctx context.Context, timeout time.Duration, what string, cond func(ctx context.Context) error) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		err := cond(cctx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("%s: %w", what, ctx.Err())
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s: not after %s: %w", what, timeout, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
