@@ -35,16 +35,17 @@ const (
 	RetryMax     = 10 * time.Minute
 )
 
-// ReminderClaimer claims due reminders with a lease and counts the unclaimed backlog; see
-// state.Store.ClaimDue and state.Store.DueBacklog for the contract.
+// ReminderClaimer claims due reminders with a lease, soonest expiry first, and counts the
+// unclaimed backlog; see state.Store.ClaimDue and state.Store.DueBacklog for the contract.
 type ReminderClaimer interface {
-	ClaimDue(ctx context.Context, now time.Time, lease time.Duration, limitPerShard int) ([]state.Claim, error)
+	ClaimDue(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]state.Claim, error)
 	DueBacklog(ctx context.Context, now time.Time) (int64, error)
 }
 
-// ClaimSettler settles a claim while its lease is held; each method fails with
-// state.ErrLeaseLost once it is not. See state.Store for the contract.
+// ClaimSettler records a send intent and settles a claim while its lease is held; each
+// method fails with state.ErrLeaseLost once it is not. See state.Store for the contract.
 type ClaimSettler interface {
+	RecordIntent(ctx context.Context, c state.Claim, stage string) error
 	CompleteReminder(ctx context.Context, c state.Claim, stage string, skipped []string) error
 	ReleaseClaim(ctx context.Context, c state.Claim, retryAt time.Time, marks ...string) error
 	DropReminders(ctx context.Context, c state.Claim, reason string) error
@@ -54,6 +55,16 @@ type ClaimSettler interface {
 type ReminderStore interface {
 	ReminderClaimer
 	ClaimSettler
+}
+
+// PersonaBudget is the Persona rate budget every replica shares (*state.RateLimiter): the
+// scheduler claims no more reminders than it has grants left, so that no claim waits out
+// its lease for one.
+type PersonaBudget interface {
+	// Available returns the grants left now and, when none is, how long until one frees up.
+	Available(ctx context.Context) (int, time.Duration, error)
+	// PerHour is the number of grants in an hour, for the forecast gauge.
+	PerHour() float64
 }
 
 // Persona is the part of the Persona API client (*persona.Client) the scheduler calls to mint
@@ -83,14 +94,20 @@ type SchedulerOptions struct {
 	MinRemaining time.Duration
 	// Interval is the time between sweeps of Run, jittered by ±10%; DefaultInterval when zero.
 	Interval time.Duration
-	// Lease is how long a claim is exclusive; a claim not settled by then is taken over by
-	// the next sweep of any replica. DefaultLease when zero. Work on a claim is cut off at
-	// three quarters of it.
+	// Lease is how long a claim is exclusive, on Redis's clock; a claim not settled by then is
+	// taken over by any replica. DefaultLease when zero. Minting and sending must be done by
+	// half of it (measured from before the claim call), and settling is retried until a tenth
+	// of it is left.
 	Lease time.Duration
-	// Concurrency bounds the claims handled at once per scheduler; DefaultConcurrency when zero.
+	// Concurrency is the number of send slots: the claims handled at once per scheduler, and
+	// the most it holds; DefaultConcurrency when zero.
 	Concurrency int
-	// ClaimLimit is the most claims taken from one shard per sweep; DefaultClaimLimit when zero.
+	// ClaimLimit caps the claims of one ClaimDue call; DefaultClaimLimit when zero. A
+	// scheduler claims no more than its free send slots and the Budget's grants left.
 	ClaimLimit int
+	// Budget is the shared Persona budget (session-token and one-time-link modes); nil claims
+	// by free slots alone and leaves the forecast gauge's budget unset.
+	Budget PersonaBudget
 	// LinkMode chooses the link (DESIGN.md decision 7); LinkSessionToken when empty.
 	LinkMode LinkMode
 	// HostedFlowURL is the base of LinkSessionToken links; link.DefaultHostedFlowURL when empty.
@@ -114,24 +131,30 @@ type SchedulerOptions struct {
 	Registerer prometheus.Registerer
 }
 
-// Scheduler sends the reminders of DESIGN.md decisions 4 and 5. Every sweep claims the due
-// reminders of all shards with a lease (state.Store.ClaimDue); the claim is the atomic
-// re-read of the inquiry just before sending. For each claim, on a bounded pool of
-// goroutines, it:
+// Scheduler sends the reminders of DESIGN.md decisions 4 and 5. It claims due reminders
+// (state.Store.ClaimDue: a lease whose end is on Redis's clock, soonest expiry first across
+// all shards), only as many as it can finish within the lease: no more than its free send
+// slots (Concurrency) and the shared Persona budget's grants left (Budget). It claims again
+// as slots free up, so a backlog drains in deadline order and no claim waits out its lease.
+// The claim is the atomic re-read of the inquiry just before sending. For each claim it:
 //
+//   - settles a stage whose send intent an earlier holder recorded before its lease ran out
+//     as uncertain (OutcomeUncertain): done, never sent again (see below);
 //   - drops an inquiry that is no longer created/pending (no reminder, no metric);
-//   - finds the due stages (not done, expiry minus stage at or before now); when several are
-//     due (the service was down) only the one closest to expiry goes out and the others are
-//     marked done as skipped_too_late; with less than MinRemaining left none goes out
-//     (skipped_too_late);
+//   - finds the due stages (not done, expiry minus stage at or before now, no later stage
+//     done); when several are due (the service was down or backlogged) only the one closest
+//     to expiry goes out and the others are marked done as skipped_too_late; with less than
+//     MinRemaining left none goes out (skipped_too_late);
 //   - checks contact before minting: the "email" channel without an address is no_contact,
 //     and when no channel can reach the user no token is minted (PERSONA.md §6: sessions are
 //     capped per inquiry);
 //   - mints the link once (a session token through Persona's resume, a one-time link, or a
-//     signed redirect link without any Persona call) and hands the Reminder to every channel
-//     not yet done with the stage;
+//     signed redirect link without any Persona call), records the send intent under the
+//     lease (state.Store.RecordIntent) and hands the Reminder to every channel not yet done
+//     with the stage;
 //   - skips the send of an inquiry in the holdout (SchedulerOptions.Holdout) at that same
-//     point, recording the stage as done and every channel's outcome as held_out.
+//     point, recording the stage as done and every channel's outcome as held_out;
+//   - settles the claim, retrying with backoff until a tenth of the lease is left.
 //
 // Every reminder sent or held out is counted in the recovery funnel (state.Attribution,
 // through CompleteReminder), so that what the user does next is attributed to it.
@@ -148,21 +171,27 @@ type SchedulerOptions struct {
 // delivered and another failed transiently, the first is recorded as done with the stage
 // (state.ChannelMark) and the retry goes to the other alone, so nobody gets a duplicate.
 //
-// Exactly once: a stage is sent by the holder of the claim's lease and marked done with its
-// token. A replica that dies after claiming leaves the lease to run out; the next sweep of any
-// replica takes it over (resumer_reminder_lease_expiries_total) and sends once. Work on a
-// claim stops at three quarters of the lease, so a slow send does not overlap a takeover; a
-// send cut off mid-delivery may still arrive, and its resend carries the same Message-ID or
-// webhook-id. Session tokens and links are never logged.
+// At most once per stage: a stage is sent only by the holder of the claim's lease, only
+// after its send intent is recorded under that lease, and marked done with the lease's token.
+// A holder that cannot record the intent sends nothing (an unused Persona session is reused
+// by the next resume, PERSONA.md §6). A holder that sent but could not settle before its
+// lease ran out (Redis down longer than the settle budget, the process killed) leaves the
+// intent: the replica that takes the lease over settles the stage as uncertain and never
+// sends it again. A stage is lost only when its holder dies between recording the intent and
+// its channels' delivery, and that is counted as uncertain. Session tokens and links are
+// never logged.
 //
 // Metrics (on SchedulerOptions.Registerer): resumer_reminders_total{stage,channel,outcome}
-// (outcomes OutcomeSent ... OutcomeFailed, counted per configured channel; all series exist
-// from the start), resumer_reminder_due_backlog (due and unclaimed after the last sweep),
-// resumer_reminder_delay_seconds (from a stage's due time to its delivery),
-// resumer_reminder_lease_expiries_total and resumer_notify_sweep_duration_seconds.
+// (outcomes OutcomeSent ... OutcomeUncertain, counted per configured channel; all series
+// exist from the start), resumer_reminder_due_backlog (due and unclaimed after the last
+// sweep), resumer_reminder_due_next_hour and resumer_reminder_persona_budget_per_hour (the
+// forecast: reminders due within the hour against the Persona budget), resumer_reminder_delay_seconds
+// (from a stage's due time to its delivery), resumer_reminder_lease_expiries_total and
+// resumer_notify_sweep_duration_seconds.
 type Scheduler struct {
 	store        ReminderStore
 	persona      Persona
+	budget       PersonaBudget
 	channels     []Channel
 	stages       []Stage // longest first
 	minRemaining time.Duration
@@ -236,6 +265,7 @@ func NewScheduler(opts SchedulerOptions) (*Scheduler, error) {
 	s := &Scheduler{
 		store:        opts.Store,
 		persona:      opts.Persona,
+		budget:       opts.Budget,
 		channels:     slices.Clone(opts.Channels),
 		stages:       stages,
 		minRemaining: cmp.Or(opts.MinRemaining, DefaultMinRemaining),
@@ -256,6 +286,9 @@ func NewScheduler(opts SchedulerOptions) (*Scheduler, error) {
 		s.now = time.Now
 	}
 	s.metrics = newSchedulerMetrics(opts.Registerer, s.stages, s.channels)
+	if s.budget != nil {
+		s.metrics.budgetPerHour.Set(s.budget.PerHour())
+	}
 	return s, nil
 }
 
@@ -282,13 +315,14 @@ func schedulerStages(durations []time.Duration) ([]Stage, error) {
 	return stages, nil
 }
 
-// Run sweeps every Interval (jittered by ±10%) until ctx ends, then returns nil. A sweep that
-// claimed a full batch is followed at once by another. Sweep errors (Redis unreachable, a
-// failed settle) are logged and the next tick tries again; nothing is lost, because an
-// unsettled claim becomes due again when its lease runs out.
+// Run sweeps until ctx ends, then returns nil: a sweep claims and sends until nothing is
+// due, then Run waits Interval (jittered by ±10%), or less when the sweep stopped for the
+// Persona budget. Sweep errors (Redis unreachable, a failed settle) are logged and the next
+// sweep tries again; nothing is lost, because an unsettled claim is taken over when its
+// lease runs out.
 func (s *Scheduler) Run(ctx context.Context) error {
 	s.log.InfoContext(ctx, "reminder scheduler started", "interval", s.interval.String(),
-		"lease", s.lease.String(), "link_mode", string(s.mode))
+		"lease", s.lease.String(), "link_mode", string(s.mode), "send_slots", s.concurrency)
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
@@ -297,69 +331,140 @@ func (s *Scheduler) Run(ctx context.Context) error {
 			return nil
 		case <-timer.C:
 		}
-		n, err := s.Sweep(ctx)
+		n, again, err := s.sweep(ctx)
 		if err != nil && ctx.Err() == nil {
 			s.log.ErrorContext(ctx, "reminder sweep failed", "claims", n, "err", err.Error())
 		}
 		wait := s.interval + time.Duration((rand.Float64()*0.2-0.1)*float64(s.interval))
-		if err == nil && n >= s.claimLimit {
-			wait = 0
+		if again > 0 && again < wait {
+			wait = again
 		}
 		timer.Reset(wait)
 	}
 }
 
-// Sweep makes one pass: it claims the due reminders of every shard (up to ClaimLimit each),
-// handles them on at most Concurrency goroutines, and updates the backlog gauge. It returns
-// the number of claims handled. The error joins the claim error (Redis unreachable: nothing
+// Sweep claims and handles due reminders until none is due: it claims only as many as it
+// has free send slots (Concurrency, at most ClaimLimit per call) and, with a Budget, Persona
+// grants left, soonest expiry first, and claims again as slots free up. It returns the
+// number of claims handled. The error joins the claim errors (Redis unreachable: nothing
 // claimed; some shards failed: the others' claims are still handled), the errors of claims
-// that could not be settled (the reminder went out or not, but its claim stays leased and is
-// taken over after the lease) and the backlog count's error. A ctx that ends stops handing
-// out claims; those not handled stay leased and are taken over after the lease.
+// that could not be settled (their leases are taken over, with their send intents) and the
+// backlog count's error. A ctx that ends stops claiming; claims being handled are finished.
 func (s *Scheduler) Sweep(ctx context.Context) (int, error) {
+	n, _, err := s.sweep(ctx)
+	return n, err
+}
+
+// sweep is Sweep; again, when positive, is how soon to sweep again because the sweep
+// stopped with the Persona budget used up.
+func (s *Scheduler) sweep(ctx context.Context) (handled int, again time.Duration, err error) {
 	start := time.Now()
 	defer func() { s.metrics.sweepDuration.Observe(time.Since(start).Seconds()) }()
 
-	claims, claimErr := s.store.ClaimDue(ctx, s.now(), s.lease, s.claimLimit)
-	claimedAt := time.Now()
 	var (
-		mu      sync.Mutex
-		errs    []error
-		wg      sync.WaitGroup
-		handled int
+		mu   sync.Mutex
+		errs []error
+		wg   sync.WaitGroup
 	)
-	errs = append(errs, claimErr)
-	sem := make(chan struct{}, s.concurrency)
-dispatch:
-	for _, c := range claims {
-		if c.TookOver {
-			s.metrics.leaseExpiries.Inc()
-			s.log.WarnContext(ctx, "reminder lease expired unsettled; taken over", "inquiry_id", c.InquiryID)
-		}
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-			break dispatch
-		}
-		handled++
-		wg.Go(func() {
-			defer func() { <-sem }()
-			if err := s.handle(ctx, c, claimedAt); err != nil {
-				mu.Lock()
-				errs = append(errs, err)
-				mu.Unlock()
+	slots := make(chan struct{}, s.concurrency)
+	freed := make(chan struct{}, 1)
+	lastGauges := time.Now()
+	for ctx.Err() == nil {
+		inFlight := len(slots)
+		// Claim when at least half the slots are free (or none is busy), so that claims come
+		// in batches rather than one round trip per finished send.
+		if free := s.concurrency - inFlight; free == 0 || (inFlight > 0 && free < (s.concurrency+1)/2) {
+			select {
+			case <-freed:
+			case <-ctx.Done():
 			}
-		})
+			continue
+		}
+		n := min(s.concurrency-inFlight, s.claimLimit)
+		if s.budget != nil {
+			left, wait, err := s.budget.Available(ctx)
+			switch {
+			case err != nil:
+				// The Persona client's limiter goes on unpaced when Redis fails; so do the claims.
+			case left == 0 && inFlight == 0:
+				again = wait
+			case left == 0:
+				t := time.NewTimer(wait)
+				select {
+				case <-t.C:
+				case <-freed:
+				case <-ctx.Done():
+				}
+				t.Stop()
+				continue
+			default:
+				n = min(n, left)
+			}
+			if again > 0 {
+				break
+			}
+		}
+		claimedAt := time.Now()
+		claims, err := s.store.ClaimDue(ctx, s.now(), s.lease, n)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		for _, c := range claims {
+			if c.TookOver {
+				s.metrics.leaseExpiries.Inc()
+				s.log.WarnContext(ctx, "reminder lease expired unsettled; taken over", "inquiry_id", c.InquiryID,
+					"intent", c.Intent != "")
+			}
+			slots <- struct{}{}
+			handled++
+			wg.Go(func() {
+				defer func() {
+					<-slots
+					select {
+					case freed <- struct{}{}:
+					default:
+					}
+				}()
+				if err := s.handle(ctx, c, claimedAt); err != nil {
+					mu.Lock()
+					errs = append(errs, err)
+					mu.Unlock()
+				}
+			})
+		}
+		if err != nil || len(claims) < n {
+			break
+		}
+		if time.Since(lastGauges) >= s.interval {
+			lastGauges = time.Now()
+			if err := s.updateGauges(ctx); err != nil {
+				errs = append(errs, err)
+			}
+		}
 	}
 	wg.Wait()
-
-	if backlog, err := s.store.DueBacklog(ctx, s.now()); err != nil {
+	if err := s.updateGauges(ctx); err != nil {
 		errs = append(errs, err)
-	} else {
-		s.metrics.backlog.Set(float64(backlog))
 	}
 	if err := errors.Join(errs...); err != nil {
-		return handled, fmt.Errorf("sweep reminders: %w", err)
+		return handled, again, fmt.Errorf("sweep reminders: %w", err)
 	}
-	return handled, nil
+	return handled, again, nil
+}
+
+// updateGauges sets the backlog gauge (due now and unclaimed) and the forecast gauge (due
+// within the next hour, the backlog included).
+func (s *Scheduler) updateGauges(ctx context.Context) error {
+	now := s.now()
+	backlog, err := s.store.DueBacklog(ctx, now)
+	if err != nil {
+		return err
+	}
+	s.metrics.backlog.Set(float64(backlog))
+	hour, err := s.store.DueBacklog(ctx, now.Add(time.Hour))
+	if err != nil {
+		return err
+	}
+	s.metrics.dueNextHour.Set(float64(hour))
+	return nil
 }

@@ -9,45 +9,66 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
+
 	"github.com/resumer/resumer/link"
 	"github.com/resumer/resumer/persona"
 	"github.com/resumer/resumer/state"
 )
 
-const (
-	// settleAttempts and settleTimeout bound the store calls that settle a claim; they run
-	// detached from the sweep's cancellation, so a reminder that went out is marked sent
-	// even during shutdown.
-	settleAttempts = 3
-	settleTimeout  = 5 * time.Second
-)
+// settleAttemptTimeout bounds one store call that records a send intent or settles a claim;
+// the calls are retried until the claim's deadline (see leaseTimes).
+const settleAttemptTimeout = 2 * time.Second
+
+// leaseTimes are the deadlines of one claim on its holder's clock, from the lease left when
+// Redis answered the claim (measured from before the call, so the holder errs early).
+type leaseTimes struct {
+	// work: minting, recording the intent and sending end by then (half the lease).
+	work time.Time
+	// settle: settling is retried until then (a tenth of the lease before its end), so a
+	// settle budget of at least 0.4 of the lease is left after the work.
+	settle time.Time
+}
+
+// leaseTimes returns claim c's deadlines; claimedAt is when its ClaimDue call started.
+func (s *Scheduler) leaseTimes(c state.Claim, claimedAt time.Time) leaseTimes {
+	end := claimedAt.Add(c.LeaseLeft)
+	return leaseTimes{work: end.Add(-s.lease / 2), settle: end.Add(-s.lease / 10)}
+}
 
 // handle decides and carries out one claimed inquiry's reminder, then settles the claim. The
 // returned error is a settle failure (the claim stays leased and is taken over after the
-// lease); every other failure is classified and settled here.
+// lease, with its send intent); every other failure is classified and settled here.
+// claimedAt is when the ClaimDue call that returned c started, on this process's clock.
 func (s *Scheduler) handle(ctx context.Context, c state.Claim, claimedAt time.Time) error {
-	deadline := claimedAt.Add(s.lease * 3 / 4)
-	if !time.Now().Before(deadline) {
-		// Too little of the lease is left to send safely; another sweep takes it over.
-		s.log.WarnContext(ctx, "reminder claim waited out its lease; left to be taken over", "inquiry_id", c.InquiryID)
-		return nil
-	}
-	work, cancel := context.WithDeadline(ctx, deadline)
-	defer cancel()
-	now := s.now()
+	lt := s.leaseTimes(c, claimedAt)
 	log := s.log.With("inquiry_id", c.InquiryID)
+	if c.Intent != "" {
+		return s.settleUncertain(ctx, log, c, lt)
+	}
+	now := s.now()
+	if !time.Now().Before(lt.work) {
+		// Too little of the lease is left to send safely: hand the reminder back at once
+		// rather than leave it to be taken over.
+		log.WarnContext(ctx, "reminder claim waited out half its lease; released")
+		return s.settle(ctx, log, c, lt, "release reminder claim", func(ctx context.Context) error {
+			return s.store.ReleaseClaim(ctx, c, now)
+		})
+	}
+	work, cancel := context.WithDeadline(ctx, lt.work)
+	defer cancel()
 
 	if !c.Status.Resumable() || c.ExpiresAt.IsZero() {
 		// The claim is the re-read before sending (DESIGN.md decision 5); applying the event
 		// normally takes such an inquiry out of the schedule before anyone claims it.
-		return s.settle(ctx, log, c, "drop reminders", func(ctx context.Context) error {
+		return s.settle(ctx, log, c, lt, "drop reminders", func(ctx context.Context) error {
 			return s.store.DropReminders(ctx, c, "status "+string(c.Status))
 		})
 	}
 	due := s.dueStages(c, now)
 	if len(due) == 0 {
 		// Claimed although nothing is due (a lease takeover after the expiry moved): reschedule.
-		return s.settle(ctx, log, c, "reschedule reminders", func(ctx context.Context) error {
+		return s.settle(ctx, log, c, lt, "reschedule reminders", func(ctx context.Context) error {
 			return s.store.CompleteReminder(ctx, c, "", nil)
 		})
 	}
@@ -55,7 +76,7 @@ func (s *Scheduler) handle(ctx context.Context, c state.Claim, claimedAt time.Ti
 	log = log.With("stage", target.Name)
 
 	if left := c.ExpiresAt.Sub(now); left < s.minRemaining {
-		err := s.settle(ctx, log, c, "skip reminders", func(ctx context.Context) error {
+		err := s.settle(ctx, log, c, lt, "skip reminders", func(ctx context.Context) error {
 			return s.store.CompleteReminder(ctx, c, "", stageNames(due))
 		})
 		if err == nil {
@@ -81,7 +102,7 @@ func (s *Scheduler) handle(ctx context.Context, c state.Claim, claimedAt time.Ti
 		}
 	}
 	if len(pending) == 0 {
-		return s.finish(ctx, log, c, target, superseded, done, now)
+		return s.finish(ctx, log, c, lt, target, superseded, done, now)
 	}
 	if s.holdout.HeldOut(c.InquiryID) {
 		names := make([]string, len(pending))
@@ -90,14 +111,14 @@ func (s *Scheduler) handle(ctx context.Context, c state.Claim, claimedAt time.Ti
 			names[i] = ch.Name()
 		}
 		c.Attribution = s.attribution(state.GroupHeldOut, target, names)
-		return s.finish(ctx, log, c, target, superseded, done, now)
+		return s.finish(ctx, log, c, lt, target, superseded, done, now)
 	}
 
 	link, expiresAt, err := s.link(work, c, target)
 	switch {
 	case err == nil:
 	case errors.Is(err, persona.ErrNotResumable) || errors.Is(err, persona.ErrNotFound):
-		err := s.settle(ctx, log, c, "drop reminders", func(ctx context.Context) error {
+		err := s.settle(ctx, log, c, lt, "drop reminders", func(ctx context.Context) error {
 			return s.store.DropReminders(ctx, c, OutcomeNotResumable)
 		})
 		if err == nil {
@@ -109,13 +130,24 @@ func (s *Scheduler) handle(ctx context.Context, c state.Claim, claimedAt time.Ti
 		}
 		return err
 	case transientLinkError(err):
-		return s.retry(ctx, log, c, target, done, now, fmt.Errorf("mint link: %w", err))
+		return s.retry(ctx, log, c, lt, target, done, now, fmt.Errorf("mint link: %w", err))
 	default:
 		log.ErrorContext(ctx, "reminder link failed for good", "outcome", OutcomeFailed, "err", err.Error())
 		for _, ch := range pending {
 			done[ch.Name()] = OutcomeFailed
 		}
-		return s.finish(ctx, log, c, target, superseded, done, now)
+		return s.finish(ctx, log, c, lt, target, superseded, done, now)
+	}
+
+	// The intent goes on record under the lease before anything is sent: a replica that takes
+	// the lease over finds it and never sends the stage again.
+	err = retryStore(work, lt.work, func(ctx context.Context) error { return s.store.RecordIntent(ctx, c, target.Name) })
+	switch {
+	case errors.Is(err, state.ErrLeaseLost):
+		log.WarnContext(ctx, "reminder lease lost before sending; nothing sent", "err", err.Error())
+		return nil
+	case err != nil:
+		return s.retry(ctx, log, c, lt, target, done, now, fmt.Errorf("record send intent: %w", err))
 	}
 
 	r := &Reminder{
@@ -144,16 +176,26 @@ func (s *Scheduler) handle(ctx context.Context, c state.Claim, claimedAt time.Ti
 		}
 	}
 	if transient != nil {
-		return s.retry(ctx, log, c, target, done, now, transient)
+		return s.retry(ctx, log, c, lt, target, done, now, transient)
 	}
-	return s.finish(ctx, log, c, target, superseded, done, now)
+	return s.finish(ctx, log, c, lt, target, superseded, done, now)
 }
 
 // dueStages returns the stages not done for c whose due time (expiry minus the stage) is at
-// or before now, longest first.
+// or before now, longest first. A stage longer than one already done (say "6h" after "1h",
+// also one this replica does not know) is never due: it would reach the user after it.
 func (s *Scheduler) dueStages(c state.Claim, now time.Time) []Stage {
+	var latest time.Duration = -1
+	for _, name := range c.RemindersSent {
+		if st, err := ParseStage(name); err == nil && StageName(st.Before) == name && (latest < 0 || st.Before < latest) {
+			latest = st.Before
+		}
+	}
 	var due []Stage
 	for _, st := range s.stages {
+		if latest >= 0 && st.Before >= latest {
+			continue
+		}
 		if !c.StageDone(st.Name) && !c.ExpiresAt.Add(-st.Before).After(now) {
 			due = append(due, st)
 		}
@@ -191,8 +233,28 @@ func transientLinkError(err error) bool {
 		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)
 }
 
+// settleUncertain settles the stage whose send intent an earlier holder of c's lease recorded
+// as done without sending it, and counts it as uncertain for every channel not known to be
+// done with it.
+func (s *Scheduler) settleUncertain(ctx context.Context, log *slog.Logger, c state.Claim, lt leaseTimes) error {
+	err := s.settle(ctx, log, c, lt, "settle uncertain reminder", func(ctx context.Context) error {
+		return s.store.CompleteReminder(ctx, c, c.Intent, nil)
+	})
+	if err != nil {
+		return err
+	}
+	for _, ch := range s.channels {
+		if !c.ChannelDone(c.Intent, ch.Name()) {
+			s.metrics.reminders.WithLabelValues(c.Intent, ch.Name(), OutcomeUncertain).Inc()
+		}
+	}
+	log.WarnContext(ctx, "reminder stage settled as uncertain: its sender's lease ran out after it recorded the intent to send",
+		"stage", c.Intent, "outcome", OutcomeUncertain)
+	return nil
+}
+
 // finish completes the target stage (and the superseded ones) and counts the outcomes.
-func (s *Scheduler) finish(ctx context.Context, log *slog.Logger, c state.Claim, target Stage, superseded []Stage, done map[string]string, now time.Time) error {
+func (s *Scheduler) finish(ctx context.Context, log *slog.Logger, c state.Claim, lt leaseTimes, target Stage, superseded []Stage, done map[string]string, now time.Time) error {
 	if c.Attribution.IsZero() {
 		var sentBy []string
 		for _, ch := range s.channels {
@@ -204,7 +266,7 @@ func (s *Scheduler) finish(ctx context.Context, log *slog.Logger, c state.Claim,
 			c.Attribution = s.attribution(state.GroupReminded, target, sentBy)
 		}
 	}
-	err := s.settle(ctx, log, c, "complete reminder", func(ctx context.Context) error {
+	err := s.settle(ctx, log, c, lt, "complete reminder", func(ctx context.Context) error {
 		return s.store.CompleteReminder(ctx, c, target.Name, stageNames(superseded))
 	})
 	if err != nil {
@@ -229,13 +291,13 @@ func (s *Scheduler) finish(ctx context.Context, log *slog.Logger, c state.Claim,
 
 // retry releases the claim for a later attempt after the transient failure cause, keeping
 // the channels already done with the stage, and counts their outcomes.
-func (s *Scheduler) retry(ctx context.Context, log *slog.Logger, c state.Claim, target Stage, done map[string]string, now time.Time, cause error) error {
+func (s *Scheduler) retry(ctx context.Context, log *slog.Logger, c state.Claim, lt leaseTimes, target Stage, done map[string]string, now time.Time, cause error) error {
 	at := s.retryAt(c, now, cause)
 	marks := make([]string, 0, len(done))
 	for ch := range done {
 		marks = append(marks, state.ChannelMark(target.Name, ch))
 	}
-	err := s.settle(ctx, log, c, "release reminder claim", func(ctx context.Context) error {
+	err := s.settle(ctx, log, c, lt, "release reminder claim", func(ctx context.Context) error {
 		return s.store.ReleaseClaim(ctx, c, at, marks...)
 	})
 	if err != nil {
@@ -275,28 +337,47 @@ func (s *Scheduler) retryAt(c state.Claim, now time.Time, cause error) time.Time
 	return at
 }
 
-// settle runs a store call that settles claim c, retrying other errors than ErrLeaseLost a
-// few times on a context that ignores ctx's cancellation. A lost lease is logged and not an
-// error: the claim is someone else's now, or the inquiry moved on.
-func (s *Scheduler) settle(ctx context.Context, log *slog.Logger, c state.Claim, what string, call func(context.Context) error) error {
-	base := context.WithoutCancel(ctx)
-	var err error
-	for attempt := range settleAttempts {
-		if attempt > 0 {
-			time.Sleep(time.Duration(attempt) * 100 * time.Millisecond)
-		}
-		sctx, cancel := context.WithTimeout(base, settleTimeout)
-		err = call(sctx)
-		cancel()
-		if err == nil {
-			return nil
-		}
-		if errors.Is(err, state.ErrLeaseLost) {
-			log.WarnContext(ctx, "reminder lease lost before settling", "op", what, "err", err.Error())
-			return nil
-		}
+// settle runs a store call that settles claim c, retrying it with backoff until lt.settle on
+// a context that ignores ctx's cancellation (a reminder that went out is marked sent even
+// during shutdown). A lost lease is logged and not an error: the claim was taken over.
+func (s *Scheduler) settle(ctx context.Context, log *slog.Logger, c state.Claim, lt leaseTimes, what string, call func(context.Context) error) error {
+	err := retryStore(context.WithoutCancel(ctx), lt.settle, call)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, state.ErrLeaseLost):
+		log.WarnContext(ctx, "reminder lease lost before settling", "op", what, "err", err.Error())
+		return nil
 	}
-	return fmt.Errorf("give up after %d attempts: %w", settleAttempts, err)
+	return fmt.Errorf("%s of inquiry %s: gave up near the end of the lease: %w", what, c.InquiryID, err)
+}
+
+// retryStore runs call, a store call under a claim's lease, until it succeeds, fails with
+// state.ErrLeaseLost (not retried), ctx ends or until passes: exponential backoff from 50 ms
+// to 1 s, each attempt bounded by settleAttemptTimeout. The error is the last attempt's,
+// joined with the context's when time ran out.
+func retryStore(ctx context.Context, until time.Time, call func(context.Context) error) error {
+	ctx, cancel := context.WithDeadline(ctx, until)
+	defer cancel()
+	b := backoff.NewExponentialBackOff(backoff.WithInitialInterval(50*time.Millisecond),
+		backoff.WithMaxInterval(time.Second), backoff.WithMaxElapsedTime(0))
+	var last error
+	err := backoff.Retry(func() error {
+		actx, acancel := context.WithTimeout(ctx, settleAttemptTimeout)
+		defer acancel()
+		err := call(actx)
+		if errors.Is(err, state.ErrLeaseLost) {
+			return backoff.Permanent(err)
+		}
+		if err != nil {
+			last = err
+		}
+		return err
+	}, backoff.WithContext(b, ctx))
+	if err != nil && last != nil && !errors.Is(err, last) {
+		return errors.Join(last, err)
+	}
+	return err
 }
 
 // count adds one to the reminders counter of stage per channel in done.

@@ -88,7 +88,10 @@ func newSchedEnv(t *testing.T, edits ...func(*personatest.Options)) *schedEnv {
 // another replica).
 func (e *schedEnv) newStore(t *testing.T, client redis.UniversalClient) *state.Store {
 	t.Helper()
-	s, err := state.New(client, state.Config{Prefix: e.prefix, Shards: 8, Now: e.clock.Now})
+	s, err := state.New(client, state.Config{Prefix: e.prefix, Shards: 8, Now: e.clock.Now,
+		// Leases run on Redis's clock, moved on as far as the test's clock has moved, so that
+		// a test lets a lease run out by moving its clock.
+		LeaseClockOffset: func() time.Duration { return e.clock.Now().Sub(schedT0) }})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,15 +25,21 @@ const (
 	// OutcomeHeldOut: the inquiry is in the holdout (SchedulerOptions.Holdout): the reminder
 	// was due and would have gone out on this channel, but was skipped on purpose.
 	OutcomeHeldOut = "held_out"
+	// OutcomeUncertain: a replica recorded its intent to send the stage and its lease ran
+	// out before it settled (it crashed, or lost Redis for longer than the settle budget).
+	// The stage may or may not have reached the user; it is marked done and never sent again.
+	OutcomeUncertain = "uncertain"
 )
 
-var outcomes = []string{OutcomeSent, OutcomeSkippedTooLate, OutcomeNoContact, OutcomeNotResumable, OutcomeFailed, OutcomeHeldOut}
+var outcomes = []string{OutcomeSent, OutcomeSkippedTooLate, OutcomeNoContact, OutcomeNotResumable, OutcomeFailed, OutcomeHeldOut, OutcomeUncertain}
 
 // schedulerMetrics are the scheduler's series. Labels are bounded: stage by the configured
 // stages, channel by the configured channels, outcome by the constants above.
 type schedulerMetrics struct {
 	reminders     *prometheus.CounterVec
 	backlog       prometheus.Gauge
+	dueNextHour   prometheus.Gauge
+	budgetPerHour prometheus.Gauge
 	delay         prometheus.Observer
 	leaseExpiries prometheus.Counter
 	sweepDuration prometheus.Observer
@@ -45,11 +51,19 @@ type schedulerMetrics struct {
 func newSchedulerMetrics(reg prometheus.Registerer, stages []Stage, channels []Channel) schedulerMetrics {
 	reminders := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "resumer_reminders_total",
-		Help: "Reminder stages by outcome and channel (sent, skipped_too_late, no_contact, not_resumable, failed, held_out).",
+		Help: "Reminder stages by outcome and channel (sent, skipped_too_late, no_contact, not_resumable, failed, held_out, uncertain).",
 	}, []string{"stage", "channel", "outcome"})
 	backlog := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "resumer_reminder_due_backlog",
 		Help: "Inquiries whose next reminder is due and not claimed, after the last sweep.",
+	})
+	dueNextHour := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "resumer_reminder_due_next_hour",
+		Help: "Reminders due within the next hour, the unclaimed backlog included (an upper bound), after the last sweep.",
+	})
+	budgetPerHour := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "resumer_reminder_persona_budget_per_hour",
+		Help: "Persona calls the shared rate limiter grants per hour (all replicas together); 0 when reminders make no Persona call.",
 	})
 	delay := prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name: "resumer_reminder_delay_seconds",
@@ -70,6 +84,8 @@ func newSchedulerMetrics(reg prometheus.Registerer, stages []Stage, channels []C
 	if reg != nil {
 		reminders = promreg.Register(reg, reminders)
 		backlog = promreg.Register(reg, backlog)
+		dueNextHour = promreg.Register(reg, dueNextHour)
+		budgetPerHour = promreg.Register(reg, budgetPerHour)
 		delay = promreg.Register(reg, delay)
 		leaseExpiries = promreg.Register(reg, leaseExpiries)
 		sweepDuration = promreg.Register(reg, sweepDuration)
@@ -84,6 +100,8 @@ func newSchedulerMetrics(reg prometheus.Registerer, stages []Stage, channels []C
 	return schedulerMetrics{
 		reminders:     reminders,
 		backlog:       backlog,
+		dueNextHour:   dueNextHour,
+		budgetPerHour: budgetPerHour,
 		delay:         delay,
 		leaseExpiries: leaseExpiries,
 		sweepDuration: sweepDuration,

@@ -45,8 +45,8 @@
 --   (schedule in lib.lua), and a drop ('rd') is forgotten; an inquiry the notifier holds a
 --   lease on (in the leases hash) is left alone (the lease holder, or whoever takes the lease
 --   over, schedules it from the record). A record that stops being created/pending leaves
---   the queue and loses its lease and reminder bookkeeping ('ra', 'rd'); 'rm' stays, so a
---   stage is never sent twice.
+--   the queue and loses its reminder bookkeeping ('ra', 'rd') but not its lease: the holder
+--   still records the stage it sent; 'rm' stays, so a stage is never sent twice.
 -- * Funnel (funnel.go): on a reminded record ('fa'), an event at or after the reminder counts
 --   each funnel step once per reminder: resumed (inquiry-session.started, inquiry.started,
 --   inquiry.transitioned, or any completion), completed (the status moving to completed,
@@ -267,9 +267,10 @@ if open and nx then
   end
 else
   if resumable(old) then
+    -- A lease stays (its holder settles it, recording what it sent; schedule_claim.lua
+    -- finds it when it runs out).
     redis.call('ZREM', exp, id)
     redis.call('ZREM', queue, id)
-    redis.call('HDEL', leases, id)
     rec.ra, rec.rd = nil, nil
   end
   if isNew or status ~= old then

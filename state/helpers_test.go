@@ -142,7 +142,13 @@ type fixture struct {
 	clock  *clock
 	slots  *slotChecker
 	prefix string
+	// leaseShift is added to Redis's TIME for leases (Config.LeaseClockOffset): passLease
+	// moves it on to let leases run out.
+	leaseShift atomic.Int64
 }
+
+// passLease lets every lease taken so far run out, by moving the lease clock on by d.
+func (f *fixture) passLease(d time.Duration) { f.leaseShift.Add(int64(d)) }
 
 // newFixture returns a fixture whose clock starts at t0+1h. edit may change the Config.
 func newFixture(t testing.TB, edit ...func(*Config)) *fixture {
@@ -161,6 +167,7 @@ func fixtureOn(t testing.TB, client redis.UniversalClient, prefix string, edit .
 		Shards:           8,
 		ExpiryByTemplate: map[string]time.Duration{"itmpl_short": 2 * time.Hour},
 		Now:              f.clock.Now,
+		LeaseClockOffset: func() time.Duration { return time.Duration(f.leaseShift.Load()) },
 	}
 	for _, e := range edit {
 		e(&cfg)

@@ -175,6 +175,40 @@ end
 --   The leases hash holds the lease token of each claimed one (handle -> token); a leased
 --   inquiry is always queued.
 
+-- PARKED is the queue score of a leased inquiry: beyond any due time, so that only the
+-- leases hash (by the lease's end on Redis's clock) brings it back when its lease runs out.
+local PARKED = '9000000000000000'
+
+-- leaseParts splits a leases hash value "<token>|<end ms>|<intent stage>" into the token,
+-- the lease's end (a number; 0 for a value without one, which has run out) and the stage
+-- whose send intent the holder recorded ('' none).
+local function leaseParts(v)
+  local token, ends, intent = string.match(v or '', '^([^|]*)|(%d+)|(.*)$')
+  if not token then return v or '', 0, '' end
+  return token, tonumber(ends), intent
+end
+
+-- stageMs returns the time before expiry of the stage named name ("6h", "90m", "45s"), or nil
+-- for another name (a channel mark).
+local function stageMs(name)
+  local n, unit = string.match(name, '^(%d+)([hms])$')
+  if not n then return nil end
+  local mult = unit == 'h' and 3600000 or unit == 'm' and 60000 or 1000
+  return tonumber(n) * mult
+end
+
+-- stageDone reports whether the stage name (before ms before expiry) needs nothing more: it
+-- is in the reminder list rm, or a later stage (closer to expiry) is, so sending it now would
+-- come after that one.
+local function stageDone(rm, name, before)
+  for e in string.gmatch(rm or '', '[^,]+') do
+    if e == name then return true end
+    local ms = stageMs(e)
+    if ms and ms < before then return true end
+  end
+  return false
+end
+
 -- cursors returns the shard's sweep cursors: stage name -> { score, member }, or false for a
 -- sweep that starts from the beginning (stored as ''). A stage without a cursor has not been
 -- swept yet (see schedule_claim.lua).
@@ -223,9 +257,9 @@ local function schedule(queue, curkey, id, rec, stages, fresh)
       end
     end
     if reached then
-      local curs, sent = cursors(curkey), sentSet(rec.rm)
+      local curs = cursors(curkey)
       for _, st in ipairs(stageList(stages)) do
-        if not sent[st[1]] and passed(curs[st[1]], x, id) then
+        if not stageDone(rec.rm, st[1], st[2]) and passed(curs[st[1]], x, id) then
           local at = x - st[2]
           if best == nil or at < best then best = at end
         end

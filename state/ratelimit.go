@@ -142,6 +142,44 @@ func NewRateLimiter(client redis.UniversalClient, opts RateLimiterOptions) (*Rat
 	}, nil
 }
 
+// availableScript counts the grants left in the sliding window on Redis's clock, and the
+// milliseconds until the oldest grant leaves it. KEYS[1] sorted set of grant times (ms).
+// ARGV[1] limit, ARGV[2] window (ms). It changes nothing.
+var availableScript = redis.NewScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local window = tonumber(ARGV[2])
+local used = redis.call('ZCOUNT', KEYS[1], '(' .. (now - window), '+inf')
+local wait = 0
+local oldest = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. (now - window), '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+if #oldest > 0 then wait = tonumber(oldest[2]) + window - now end
+return { tonumber(ARGV[1]) - used, wait }
+`)
+
+// Available returns how many grants the shared budget has left right now (0 when it is used
+// up) and, when it has none, how long until the next one frees up. It changes nothing; the
+// error wraps Redis's.
+func (l *RateLimiter) Available(ctx context.Context) (int, time.Duration, error) {
+	vals, err := availableScript.Run(ctx, l.client, l.keys[:1], l.limit, l.window.Milliseconds()).Int64Slice()
+	if err != nil {
+		return 0, 0, fmt.Errorf("read rate limit %s: %w", l.keys[0], err)
+	}
+	if len(vals) != 2 {
+		return 0, 0, fmt.Errorf("read rate limit %s: unexpected reply of %d values", l.keys[0], len(vals))
+	}
+	left := max(int(vals[0]), 0)
+	var wait time.Duration
+	if left == 0 {
+		wait = max(time.Duration(vals[1])*time.Millisecond, time.Millisecond)
+	}
+	return left, wait, nil
+}
+
+// PerHour is the number of grants the limiter allows in an hour.
+func (l *RateLimiter) PerHour() float64 {
+	return float64(l.limit) * float64(time.Hour) / float64(l.window)
+}
+
 // Wait blocks until the shared budget grants one request. It returns ctx.Err() when ctx
 // ends first, and an error wrapping Redis's when the script cannot run (the caller decides
 // whether to go on unpaced; persona.Client does).

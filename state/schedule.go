@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -27,8 +28,9 @@ var settleLua string
 //go:embed schedule_backlog.lua
 var backlogLua string
 
-// claimFields is the number of reply entries schedule_claim.lua returns per claim.
-const claimFields = 4
+// claimFields is the number of reply entries schedule_claim.lua returns per claim, after its
+// two leading entries (Redis's now and the leases' end).
+const claimFields = 5
 
 // Claim is one inquiry whose next reminder is due, claimed by Store.ClaimDue with a lease:
 // until LeaseUntil no other ClaimDue returns it, and only the holder of LeaseToken can settle
@@ -50,15 +52,23 @@ type Claim struct {
 	Attempts int
 	// LeaseToken identifies this claim; settling with an older token fails.
 	LeaseToken string
-	// LeaseUntil is when the lease runs out and the inquiry becomes due again: the claim's
-	// now plus its lease.
+	// LeaseUntil is when the lease runs out, on Redis's clock (TIME at the claim plus the
+	// lease): after it any ClaimDue takes the inquiry over.
 	LeaseUntil time.Time
+	// LeaseLeft is how much of the lease was left when Redis answered the claim. A holder
+	// that started its ClaimDue call at t (its own clock) holds the lease until at least
+	// t + LeaseLeft, whatever the skew between its clock and Redis's.
+	LeaseLeft time.Duration
 	// TookOver is true when the claim replaced a lease that ran out unsettled (its holder
 	// crashed, hung or lost Redis): a lease expiry.
 	TookOver bool
 	// Attribution, set by the caller before CompleteReminder, describes the reminder sent or
 	// held out, for the recovery funnel (see funnel.go). Zero counts nothing.
 	Attribution Attribution
+	// Intent is the stage an earlier holder of a lease that ran out was about to send
+	// (RecordIntent), or "". Its send may or may not have happened: the stage must not be
+	// sent again (settle it done, as uncertain).
+	Intent string
 }
 
 // StageDone reports whether stage (a stage name like "6h") is done for the inquiry.
@@ -119,21 +129,24 @@ func stageArgument(stages []time.Duration) (string, error) {
 	return strings.Join(parts, ","), nil
 }
 
-// ClaimDue claims, in every shard, up to limitPerShard inquiries whose next reminder is due
-// at or before now, and leases each for lease: it is queued at now+lease and a fresh lease
-// token written to its record, atomically per shard (one pipelined EVALSHA per shard). The
-// cost follows the due work: each shard's queue is read by score and its expiry index from
-// where each stage's sweep stopped, with a LIMIT, never scanned. Settle every claim with
-// CompleteReminder, ReleaseClaim or DropReminders before LeaseUntil; a claim left unsettled
-// is due again then and the next ClaimDue takes it over (Claim.TookOver). Each shard's script
-// also purges a few records whose retention is over (see Purge), by the store's clock.
+// ClaimDue claims up to limit inquiries whose next reminder is due at or before now, soonest
+// expires-at first across all shards, and leases each for lease. It makes two pipelined
+// round trips, one script call per shard each: the first reads every shard's candidates
+// (expired leases, the queue, each stage's sweep; see schedule_claim.lua), the second claims
+// in each shard those among the limit soonest overall. A claim writes a fresh lease token and
+// the lease's end, taken from Redis's TIME (never a replica's clock), to the inquiry's shard.
+// The cost follows the due work: queues and expiry indexes are read by score with a LIMIT,
+// never scanned. Settle every claim with CompleteReminder, ReleaseClaim or DropReminders
+// before its LeaseUntil; a claim left unsettled is taken over by a later ClaimDue
+// (Claim.TookOver), together with its send intent (Claim.Intent). Each shard's claim also
+// purges a few records whose retention is over (see Purge), by the store's clock.
 //
-// The error is non-nil when lease or limitPerShard is not positive, when Redis failed as a
-// whole (no claims then), or when some shards' scripts failed: then the claims of the other
-// shards are returned with it, and the failed shards' due inquiries wait for the next call.
-func (s *Store) ClaimDue(ctx context.Context, now time.Time, lease time.Duration, limitPerShard int) ([]Claim, error) {
-	if lease <= 0 || limitPerShard <= 0 {
-		return nil, fmt.Errorf("claim due reminders: lease %v and limit %d must be positive", lease, limitPerShard)
+// The error is non-nil when lease or limit is not positive, when Redis failed as a whole (no
+// claims then), or when some shards' scripts failed: then the claims of the other shards are
+// returned with it, and the failed shards' due inquiries wait for the next call.
+func (s *Store) ClaimDue(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]Claim, error) {
+	if lease <= 0 || limit <= 0 {
+		return nil, fmt.Errorf("claim due reminders: lease %v and limit %d must be positive", lease, limit)
 	}
 	var raw [9]byte
 	if _, err := rand.Read(raw[:]); err != nil {
@@ -141,45 +154,96 @@ func (s *Store) ClaimDue(ctx context.Context, now time.Time, lease time.Duration
 	}
 	token := base64.RawURLEncoding.EncodeToString(raw[:])
 	nowMs := now.UnixMilli()
-	storeNow := s.now().UnixMilli()
+	offset := s.leaseOffset().Milliseconds()
+	args := func(mode string, limit int, maxExpiry string) []any {
+		return []any{nowMs, lease.Milliseconds(), limit, token, s.stageArg,
+			s.now().UnixMilli(), s.cfg.Retention.Milliseconds(), purgeBudget, mode, maxExpiry, offset}
+	}
 	calls := make([]scriptCall, s.cfg.Shards)
 	for shard := range calls {
-		calls[shard] = scriptCall{
-			keys: s.keys.shardKeys(shard),
-			args: []any{nowMs, lease.Milliseconds(), limitPerShard, token, s.stageArg,
-				storeNow, s.cfg.Retention.Milliseconds(), purgeBudget},
-		}
+		calls[shard] = scriptCall{keys: s.keys.shardKeys(shard), args: args("peek", limit, "")}
 	}
 	cmds, err := s.runScript(ctx, s.claim, calls)
 	if err != nil {
 		return nil, fmt.Errorf("claim due reminders: %w", err)
 	}
-	until := time.UnixMilli(nowMs + lease.Milliseconds()).UTC()
-	var claims []Claim
 	var errs []error
+	type candidate struct {
+		expiry int64
+		shard  int
+	}
+	var cands []candidate
 	for shard, cmd := range cmds {
-		got, err := decodeClaims(cmd, until)
+		xs, err := cmd.Int64Slice()
 		if err != nil {
 			errs = append(errs, fmt.Errorf("shard %d: %w", shard, err))
+			continue
 		}
-		claims = append(claims, got...)
+		for _, x := range xs {
+			cands = append(cands, candidate{x, shard})
+		}
 	}
+	slices.SortStableFunc(cands, func(a, b candidate) int { return cmp.Compare(a.expiry, b.expiry) })
+	cands = cands[:min(len(cands), limit)]
+	take := map[int]int{}
+	bound := map[int]int64{}
+	for _, c := range cands {
+		take[c.shard]++
+		bound[c.shard] = c.expiry
+	}
+	shards := slices.Sorted(maps.Keys(take))
+	calls = calls[:0]
+	for _, shard := range shards {
+		calls = append(calls, scriptCall{keys: s.keys.shardKeys(shard),
+			args: args("claim", take[shard], strconv.FormatInt(bound[shard], 10))})
+	}
+	var claims []Claim
+	if len(calls) > 0 {
+		cmds, err = s.runScript(ctx, s.claim, calls)
+		if err != nil {
+			return nil, fmt.Errorf("claim due reminders: %w", err)
+		}
+		for i, cmd := range cmds {
+			got, err := decodeClaims(cmd)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("shard %d: %w", shards[i], err))
+			}
+			claims = append(claims, got...)
+		}
+	}
+	slices.SortStableFunc(claims, func(a, b Claim) int { return a.ExpiresAt.Compare(b.ExpiresAt) })
 	if err := errors.Join(errs...); err != nil {
 		return claims, fmt.Errorf("claim due reminders: %w", err)
 	}
 	return claims, nil
 }
 
+// leaseOffset is Config.LeaseClockOffset's value, 0 when it is nil.
+func (s *Store) leaseOffset() time.Duration {
+	if s.cfg.LeaseClockOffset == nil {
+		return 0
+	}
+	return s.cfg.LeaseClockOffset()
+}
+
 // decodeClaims turns one shard's claim script reply into claims. A claim whose record does
 // not decode is left out (its lease runs out unsettled); the error reports it.
-func decodeClaims(cmd *redis.Cmd, until time.Time) ([]Claim, error) {
+func decodeClaims(cmd *redis.Cmd) ([]Claim, error) {
 	reply, err := cmd.StringSlice()
 	if err != nil {
 		return nil, err
 	}
-	if len(reply)%claimFields != 0 {
+	if len(reply) < 2 || (len(reply)-2)%claimFields != 0 {
 		return nil, fmt.Errorf("unexpected claim reply of %d entries", len(reply))
 	}
+	redisNow, err1 := strconv.ParseInt(reply[0], 10, 64)
+	ends, err2 := strconv.ParseInt(reply[1], 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return nil, fmt.Errorf("unexpected claim reply: %w", err)
+	}
+	until := time.UnixMilli(ends).UTC()
+	left := time.Duration(ends-redisNow) * time.Millisecond
+	reply = reply[2:]
 	claims := make([]Claim, 0, len(reply)/claimFields)
 	var errs []error
 	for i := 0; i < len(reply); i += claimFields {
@@ -187,7 +251,9 @@ func decodeClaims(cmd *redis.Cmd, until time.Time) ([]Claim, error) {
 		c := Claim{
 			LeaseToken: f[2],
 			LeaseUntil: until,
+			LeaseLeft:  left,
 			TookOver:   f[3] == "1",
+			Intent:     f[4],
 		}
 		var r record
 		if err := decodeRecord(f[1], &r); err != nil {
@@ -210,7 +276,7 @@ func decodeClaims(cmd *redis.Cmd, until time.Time) ([]Claim, error) {
 }
 
 // DueBacklog returns how many inquiries have a reminder due at or before now that nobody has
-// claimed: queued ones due by now (claimed ones are queued at their lease's end) and those
+// claimed: queued ones due by now (claimed ones are parked out of reach) and those
 // that the sweeps of the next ClaimDue would read (an upper bound: the sweeps pass by
 // inquiries whose stage was done in the meantime). One small script per shard in one
 // pipelined round trip, for a gauge; the error is Redis' error.

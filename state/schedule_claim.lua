@@ -1,95 +1,185 @@
--- schedule_claim.lua: claim the due reminders of one shard with a lease (lib.lua is
--- prepended). DESIGN.md decisions 4 and 5.
+-- schedule_claim.lua: find, and claim with a lease, the due reminders of one shard, soonest
+-- expiry first (lib.lua is prepended). DESIGN.md decisions 4 and 5.
 --
 -- KEYS: 1 records hash, 2 expiry zset, 3 reminder queue zset, 4 retention zset,
 --       5 status counters, 6 sweep cursors, 7 templates (unused), 8 leases hash
--- ARGV: 1 now (unix ms)   2 lease (ms)   3 limit
+-- ARGV: 1 now (unix ms, the caller's clock: what is due)   2 lease (ms)   3 limit
 --       4 lease token prefix (random per call; the claim's position is appended)
 --       5 reminder stages "<name>:<before ms>,..." (longest first)
 --       6 the store's clock (unix ms)   7 retention (ms)   8 purge budget
+--       9 mode: 'peek' (find the candidates and return their expiries; claims nothing) or
+--         'claim'
+--      10 claim only candidates expiring at or before this (unix ms; '' = any)
+--      11 lease clock offset (ms, added to Redis TIME; 0 outside tests)
 --
--- First the queue: members scored at or before now (ZRANGEBYSCORE ... LIMIT). Then, while
--- fewer than limit are claimed, each stage's sweep: the expiry index after the stage's cursor
--- up to now + the stage, read by rank from the cursor's position (ZRANGE ... LIMIT), so the
--- cost follows the due work, not the tracked set. The sweep passes, without claiming, an
--- inquiry that has the stage done, is dropped, is leased or queued (its queue entry stands
--- for it), and records in the cursor how far it went.
+-- Candidates, in three places, each read with a LIMIT so the cost follows the due work:
+-- * leases that ran out (the leases hash, handle -> "<token>|<end ms>|<intent stage>", the
+--   end on Redis's clock): taken over, keeping the send intent of the earlier holder;
+-- * the queue's members scored at or before now, not leased;
+-- * each stage's sweep: the expiry index after the stage's cursor up to now + the stage,
+--   passing (without claiming) inquiries that have the stage or a later stage done, are
+--   dropped, leased or queued (the queue entry stands for them).
+-- They are ordered by expires-at (then handle), and the first limit (at most the given
+-- expiry) are claimed. A stage's cursor moves up to the first candidate it read that was not
+-- claimed, so that one is found again. A claim writes a fresh lease token and the lease's end
+-- (Redis TIME + lease) to the leases hash and parks the inquiry in the queue at PARKED, out of
+-- reach of ZRANGEBYSCORE ... now: a lease that runs out unsettled is found in the leases hash.
+-- The lease's end comes from Redis, never from a replica's clock.
 --
--- A claim writes a fresh lease token to the leases hash and queues the inquiry at now +
--- lease: a claim nobody settles becomes due again when the lease runs out, and the next claim
--- takes it over. A queued inquiry whose record is gone is taken out instead. Before claiming,
--- the script purges a few records of the shard whose retention is over (purge in lib.lua),
--- so records go even when no events arrive.
+-- A shard swept for the first time sweeps every stage from the beginning of the expiry index.
+-- A stage new to the shard applies to the inquiries whose stage time is still ahead: its
+-- sweep starts after those it is already due for. A stage whose cursor has not been used
+-- while other stages were swept for longer than STALE (it was removed from the configuration
+-- and added back) starts afresh the same way; its cursor's age is kept as "~<name>" fields of
+-- the cursors hash (last use, Redis ms), which the cursor readers ignore.
 --
--- Returns a flat array, 4 entries per claim: handle, the record as it was before the claim, the
--- lease token, '1' when the claim took over an earlier lease that was never settled ('0'
--- otherwise).
+-- Returns, in peek mode, the expiries (unix ms) of up to limit candidates, soonest first. In
+-- claim mode: Redis's now (ms, with the offset), the leases' end, then 5 entries per claim:
+-- handle, the record as it was before the claim, the lease token, '1' when the claim took
+-- over a lease that ran out unsettled ('0' otherwise), and the send intent found ('' none).
 
 local recs, exp, queue, curkey, leases = KEYS[1], KEYS[2], KEYS[3], KEYS[6], KEYS[8]
 local now = tonumber(ARGV[1])
-local until_ = int(now + tonumber(ARGV[2]))
 local limit = tonumber(ARGV[3])
 local tokens = ARGV[4]
+local peek = ARGV[9] == 'peek'
+local maxExp = ARGV[10] ~= '' and tonumber(ARGV[10]) or nil
+local t = redis.call('TIME')
+local rnow = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[11])
+local leaseEnd = rnow + tonumber(ARGV[2])
+local STALE = 3600000
 
 purge(recs, exp, queue, KEYS[4], KEYS[5], leases, tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8]))
 
-local out, n = {}, 0
-local function claim(id, raw)
-  n = n + 1
-  local token = tokens .. '.' .. n
-  local took = redis.call('HSET', leases, id, token) == 0 and '1' or '0'
-  redis.call('ZADD', queue, until_, id)
-  out[#out + 1] = id
-  out[#out + 1] = raw
-  out[#out + 1] = token
-  out[#out + 1] = took
+-- cands: handle -> { x, raw, took, intent }; order: the handles.
+local cands, order = {}, {}
+local function add(id, raw, rec, took, intent)
+  if cands[id] then return end
+  cands[id] = { x = (rec and rec.x) or 0, raw = raw, took = took, intent = intent or '' }
+  order[#order + 1] = id
 end
 
-for _, id in ipairs(redis.call('ZRANGEBYSCORE', queue, '-inf', int(now), 'LIMIT', 0, limit)) do
-  local raw = redis.call('HGET', recs, id)
-  if raw then
-    claim(id, raw)
-  else
-    redis.call('ZREM', queue, id)
-    redis.call('HDEL', leases, id)
+-- Leases that ran out.
+local flat = redis.call('HGETALL', leases)
+for i = 1, #flat, 2 do
+  local id = flat[i]
+  local _, ends, intent = leaseParts(flat[i + 1])
+  if ends <= rnow then
+    local raw = redis.call('HGET', recs, id)
+    if raw then
+      add(id, raw, decode(raw), true, intent)
+    else
+      redis.call('HDEL', leases, id)
+      redis.call('ZREM', queue, id)
+    end
   end
 end
 
--- A shard swept for the first time sweeps every stage from the beginning of the expiry index.
--- A stage added to the configuration later applies to the inquiries whose stage time is still
--- ahead: its sweep starts after those it is already due for (they get their next stage).
+-- The queue.
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', queue, '-inf', int(now), 'LIMIT', 0, limit * 2 + 16)) do
+  if redis.call('HEXISTS', leases, id) == 0 then
+    local raw = redis.call('HGET', recs, id)
+    if raw then
+      add(id, raw, decode(raw), false, '')
+    else
+      redis.call('ZREM', queue, id)
+    end
+  end
+end
+
+-- The sweeps.
 local stages = stageList(ARGV[5])
 local curs = cursors(curkey)
 local first = next(curs) == nil
+local seen = {}
 for _, st in ipairs(stages) do
-  if curs[st[1]] == nil then
-    if first then
-      curs[st[1]] = false
-      redis.call('HSET', curkey, st[1], '')
-    else
-      curs[st[1]] = { now + st[2] + 1, '' }
-      redis.call('HSET', curkey, st[1], int(now + st[2] + 1) .. ':')
-    end
-  end
+  local last = tonumber(redis.call('HGET', curkey, '~' .. st[1]) or '0')
+  seen[st[1]] = last
+end
+local newest = 0
+for _, v in pairs(seen) do
+  if v > newest then newest = v end
 end
 for _, st in ipairs(stages) do
-  if n >= limit then break end
+  local name = st[1]
+  local stale = curs[name] ~= nil and seen[name] > 0 and newest - seen[name] > STALE
+  if curs[name] == nil or stale then
+    if first then
+      curs[name] = false
+      redis.call('HSET', curkey, name, '')
+    else
+      curs[name] = { now + st[2] + 1, '' }
+      redis.call('HSET', curkey, name, int(now + st[2] + 1) .. ':')
+    end
+  end
+  redis.call('HSET', curkey, '~' .. name, int(rnow))
+end
+local read = {} -- stage name -> list of { position, handle or false (not a candidate) }
+for _, st in ipairs(stages) do
   local name, hi = st[1], now + st[2]
-  local got = after(exp, curs[name], hi, (limit - n) * 2 + 16)
-  local last = nil
+  local got = after(exp, curs[name], hi, limit * 2 + 16)
+  local list = {}
   for i = 1, #got, 2 do
     local id = got[i]
-    last = int(tonumber(got[i + 1])) .. ':' .. id
+    local pos = int(tonumber(got[i + 1])) .. ':' .. id
     local raw = redis.call('HGET', recs, id)
     local rec = decode(raw)
-    if rec and resumable(rec.s) and not rec.rd and not sentSet(rec.rm)[name]
-        and not redis.call('ZSCORE', queue, id) then
-      claim(id, raw)
-      if n >= limit then break end
+    local ok = rec and resumable(rec.s) and not rec.rd and not stageDone(rec.rm, name, st[2])
+        and not redis.call('ZSCORE', queue, id) and redis.call('HEXISTS', leases, id) == 0
+    if ok then
+      add(id, raw, rec, false, '')
+      list[#list + 1] = { pos, id }
+    else
+      list[#list + 1] = { pos, false }
     end
   end
-  if last then
-    redis.call('HSET', curkey, name, last)
+  read[name] = list
+end
+
+table.sort(order, function(a, b)
+  local xa, xb = cands[a].x, cands[b].x
+  if xa ~= xb then return xa < xb end
+  return bytesLess(a, b)
+end)
+
+-- advance moves each stage's cursor up to the first candidate it read that is not in taken.
+local function advance(taken)
+  for name, list in pairs(read) do
+    local last = nil
+    for _, e in ipairs(list) do
+      if e[2] and not taken[e[2]] then break end
+      last = e[1]
+    end
+    if last then
+      redis.call('HSET', curkey, name, last)
+    end
   end
 end
+
+if peek then
+  advance({})
+  local out = {}
+  for i = 1, math.min(limit, #order) do
+    out[i] = cands[order[i]].x
+  end
+  return out
+end
+
+local out, taken, n = { int(rnow), int(leaseEnd) }, {}, 0
+for _, id in ipairs(order) do
+  if n >= limit then break end
+  local c = cands[id]
+  if maxExp and c.x > maxExp then break end
+  n = n + 1
+  taken[id] = true
+  local token = tokens .. '.' .. n
+  redis.call('HSET', leases, id, token .. '|' .. int(leaseEnd) .. '|' .. c.intent)
+  redis.call('ZADD', queue, PARKED, id)
+  out[#out + 1] = id
+  out[#out + 1] = c.raw
+  out[#out + 1] = token
+  out[#out + 1] = c.took and '1' or '0'
+  out[#out + 1] = c.intent
+end
+advance(taken)
 return out

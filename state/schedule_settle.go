@@ -8,10 +8,11 @@ import (
 	"time"
 )
 
-// ErrLeaseLost is wrapped by CompleteReminder, ReleaseClaim and DropReminders when the claim's
-// lease is no longer held: it ran out and another claim took the inquiry over, or the
-// inquiry stopped being created/pending (applying that event ends the lease), or its record
-// is gone. Nothing was changed. It is final for that claim: retrying the call cannot help.
+// ErrLeaseLost is wrapped by RecordIntent, CompleteReminder, ReleaseClaim and DropReminders
+// when the claim's lease is no longer held: it ran out and another claim took the inquiry
+// over, or its record is gone. (An inquiry that stops being created/pending keeps its lease,
+// so its holder still records what it sent.) Nothing was changed. It is final for that
+// claim: retrying the call cannot help.
 var ErrLeaseLost = errors.New("reminder lease lost")
 
 // Settle operations of schedule_settle.lua.
@@ -19,7 +20,24 @@ const (
 	settleComplete = "complete"
 	settleRelease  = "release"
 	settleDrop     = "drop"
+	settleIntent   = "intent"
 )
+
+// RecordIntent records, under claim c's lease, that its holder is about to send stage: a
+// claim that takes the lease over after it ran out unsettled gets the stage as
+// Claim.Intent, and must not send it again. The lease stays held. Record the intent after
+// minting the link and before the first channel sends; when it fails, send nothing.
+//
+// The error wraps ErrLeaseLost when c's lease is no longer held (nothing changed), says the
+// stage name is invalid, or is Redis' error; after a Redis error the outcome is unknown and
+// the call may be retried while the lease lasts.
+func (s *Store) RecordIntent(ctx context.Context, c Claim, stage string) error {
+	if stage == "" || strings.ContainsAny(stage, ",@:|") {
+		return fmt.Errorf("record send intent of inquiry %s: invalid stage name %q", c.InquiryID, stage)
+	}
+	_, err := s.settleClaim(ctx, "record send intent", c, settleIntent, stage)
+	return err
+}
 
 // CompleteReminder settles claim c after its reminder went out: stage (the stage sent, or ""
 // when none was) and the stages in skipped (superseded, too late, no contact ...) are

@@ -1,9 +1,9 @@
 -- schedule_settle.lua: settle a claimed reminder, only while the caller still holds the
 -- lease (lib.lua is prepended). Returns 1, or 0 when the inquiry's lease token (in the leases
--- hash) is not the caller's: the lease ran out and was taken over, or the inquiry left
--- created/pending (apply.lua clears the lease then), or the record is gone. Nothing changes
--- on 0. 'complete' with an attribution returns 2 when it counted the inquiry's first
--- reminder.
+-- hash, see leaseParts) is not the caller's: the lease ran out and was taken over, or the
+-- record is gone. Nothing changes on 0. An inquiry that left created/pending while leased
+-- keeps its lease (apply.lua leaves it), so the holder still records what it sent.
+-- 'complete' with an attribution returns 2 when it counted the inquiry's first reminder.
 --
 -- KEYS: 1 records hash, 2 reminder queue zset, 3 sweep cursors, 4 leases hash,
 --       5 templates hash, 6 funnel bucket of the day (see funnelCount in lib.lua)
@@ -19,11 +19,16 @@
 --               the inquiry is queued at the retry time and attempts ('ra') go up by one.
 --   drop      5 reason: the inquiry leaves the schedule, the reason is kept in 'rd' (the
 --               sweeps pass it by); attempts reset.
--- The lease is cleared in every case.
+--   intent    5 stage: the holder is about to send the stage; it is kept with the lease, and
+--               a claim that takes the lease over returns it (nothing else changes; the lease
+--               stays).
+-- The lease is cleared in every case but intent.
 
 local recs, queue, curkey, leases = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local op, id = ARGV[1], ARGV[2]
-if redis.call('HGET', leases, id) ~= ARGV[3] then
+local held = redis.call('HGET', leases, id)
+local token, ends = leaseParts(held)
+if not held or token ~= ARGV[3] then
   return 0
 end
 local rec = load(recs, id)
@@ -31,6 +36,10 @@ if not rec then
   return 0
 end
 local result = 1
+if op == 'intent' then
+  redis.call('HSET', leases, id, token .. '|' .. int(ends) .. '|' .. ARGV[5])
+  return 1
+end
 
 -- addEntries appends the comma separated entries of add to the record's rm, skipping entries
 -- it already has and dropping the entries for which remove returns true.
@@ -79,7 +88,11 @@ if op == 'complete' then
 elseif op == 'release' then
   addEntries(ARGV[6], function() return false end)
   rec.ra = (rec.ra or 0) + 1
-  redis.call('ZADD', queue, ARGV[5], id)
+  if resumable(rec.s) and rec.x then
+    redis.call('ZADD', queue, ARGV[5], id)
+  else
+    redis.call('ZREM', queue, id)
+  end
 elseif op == 'drop' then
   rec.ra = nil
   rec.rd = ARGV[5]

@@ -137,6 +137,7 @@ func TestSweepPassesDoneInquiries(t *testing.T) {
 	f.wantDue(t, "inq_1", time.Time{})
 	f.wantDue(t, "inq_2", x.Add(2*time.Minute-time.Hour))
 	later := now.Add(testLease)
+	f.passLease(testLease)
 	claims, err = f.store.ClaimDue(ctx, later, testLease, 100)
 	if err != nil {
 		t.Fatal(err)

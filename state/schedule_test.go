@@ -16,6 +16,9 @@ import (
 
 const testLease = 2 * time.Minute
 
+// parked is the queue score of a leased inquiry (PARKED in lib.lua).
+var parked = time.UnixMilli(9_000_000_000_000_000).UTC()
+
 // pendingUntil is an inquiry.started payload of a pending inquiry expiring at x.
 func pendingUntil(x time.Time) *snap {
 	return with(base(persona.StatusPending, "itmpl_std"), func(s *snap) { s.StartedAt, s.ExpiresAt = t0, x })
@@ -119,10 +122,11 @@ func TestScheduleFollowsApply(t *testing.T) {
 		c.ReferenceID != "user-1" || c.LeaseToken == "" || c.TookOver || c.Attempts != 0 {
 		t.Errorf("claim = %+v", c)
 	}
-	if want := x.Add(-6*time.Hour + testLease); !c.LeaseUntil.Equal(want) {
-		t.Errorf("LeaseUntil = %v, want %v", c.LeaseUntil, want)
+	if c.LeaseLeft != testLease || c.LeaseUntil.IsZero() || c.Intent != "" {
+		t.Errorf("LeaseLeft = %v, LeaseUntil = %v, Intent = %q; want the whole lease on Redis's clock, no intent",
+			c.LeaseLeft, c.LeaseUntil, c.Intent)
 	}
-	f.wantDue(t, id, c.LeaseUntil)
+	f.wantDue(t, id, parked)
 	if err := f.store.CompleteReminder(ctx, c, "6h", nil); err != nil {
 		t.Fatal(err)
 	}
@@ -170,7 +174,9 @@ func TestScheduleFollowsApply(t *testing.T) {
 
 // TestScheduleLeaseAndApply checks how applying events meets a held lease: a new expires-at
 // leaves the leased entry alone (the holder reschedules from the record), and a final status
-// ends the lease, so the holder's settle fails with ErrLeaseLost.
+// takes the inquiry out of the schedule but leaves the lease, so the holder still records
+// the stage it sent; an inquiry that leaves and re-enters created/pending while leased is not
+// claimed by anyone else, and the holder's settle schedules its next stage.
 func TestScheduleLeaseAndApply(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
@@ -181,7 +187,7 @@ func TestScheduleLeaseAndApply(t *testing.T) {
 	c := f.claimOne(t, now, "inq_a")
 	x2 := x.Add(12 * time.Hour)
 	f.apply(t, ev("evt_2", "inquiry.transitioned", "inq_a", t0.Add(time.Hour), pendingUntil(x2)))
-	f.wantDue(t, "inq_a", c.LeaseUntil)
+	f.wantDue(t, "inq_a", parked)
 	// The holder had nothing to send under the new expiry: completing with no stage reschedules.
 	if err := f.store.CompleteReminder(ctx, c, "", nil); err != nil {
 		t.Fatal(err)
@@ -191,19 +197,45 @@ func TestScheduleLeaseAndApply(t *testing.T) {
 	f.apply(t, ev("evt_3", "inquiry.started", "inq_b", t0, pendingUntil(x)))
 	c = f.claimOne(t, now, "inq_b")
 	f.apply(t, ev("evt_4", "inquiry.completed", "inq_b", t0.Add(time.Hour), with(pendingUntil(x), func(s *snap) { s.Status = persona.StatusCompleted })))
+	f.wantDue(t, "inq_b", time.Time{})
+	if err := f.store.CompleteReminder(ctx, c, "6h", nil); err != nil {
+		t.Fatalf("complete after completion: %v, want the stage recorded", err)
+	}
+	if got := f.inquiry(t, "inq_b").RemindersSent; !slices.Equal(got, []string{"6h"}) {
+		t.Errorf("RemindersSent after completion = %v, want [6h]", got)
+	}
+	f.wantDue(t, "inq_b", time.Time{})
+	if ok, _ := f.client.HExists(ctx, f.store.keys.leases(f.store.keys.shard("inq_b")), handleOf("inq_b")).Result(); ok {
+		t.Error("lease field survived the settle")
+	}
 	for name, settle := range map[string]func() error{
 		"complete": func() error { return f.store.CompleteReminder(ctx, c, "6h", nil) },
 		"release":  func() error { return f.store.ReleaseClaim(ctx, c, now.Add(time.Minute)) },
 		"drop":     func() error { return f.store.DropReminders(ctx, c, "test") },
+		"intent":   func() error { return f.store.RecordIntent(ctx, c, "6h") },
 	} {
 		if err := settle(); !errors.Is(err, ErrLeaseLost) {
-			t.Errorf("%s after completion: %v, want ErrLeaseLost", name, err)
+			t.Errorf("%s after the settle: %v, want ErrLeaseLost", name, err)
 		}
 	}
-	f.wantDue(t, "inq_b", time.Time{})
-	if ok, _ := f.client.HExists(ctx, f.store.keys.leases(f.store.keys.shard("inq_b")), handleOf("inq_b")).Result(); ok {
-		t.Error("lease field survived the final status")
+
+	// inq_c leaves created/pending and comes back while leased: nobody else claims it, and the
+	// holder's settle records the stage and schedules the next one.
+	f.apply(t, ev("evt_5", "inquiry.started", "inq_c", t0, pendingUntil(x)))
+	c = f.claimOne(t, now, "inq_c")
+	f.apply(t, ev("evt_6", "inquiry.expired", "inq_c", t0.Add(time.Hour), with(pendingUntil(x), func(s *snap) { s.Status = persona.StatusExpired })))
+	f.apply(t, ev("evt_7", "inquiry.started", "inq_c", t0.Add(2*time.Hour), pendingUntil(x2)))
+	claims, err := f.store.ClaimDue(ctx, x2.Add(-6*time.Hour), testLease, 100)
+	if err != nil || slices.ContainsFunc(claims, func(c Claim) bool { return c.InquiryID == "inq_c" }) {
+		t.Fatalf("ClaimDue while inq_c is leased = %v, %v; want it left alone", claims, err)
 	}
+	if err := f.store.CompleteReminder(ctx, c, "6h", nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.inquiry(t, "inq_c").RemindersSent; !slices.Equal(got, []string{"6h"}) {
+		t.Errorf("RemindersSent of inq_c = %v, want [6h]", got)
+	}
+	f.wantDue(t, "inq_c", x2.Add(-time.Hour))
 }
 
 // TestClaimDue checks claiming: only due inquiries, each once per lease, the per-shard limit,
@@ -234,6 +266,10 @@ func TestClaimDue(t *testing.T) {
 	if again, err := f.store.ClaimDue(ctx, now.Add(testLease-time.Millisecond), testLease, 100); err != nil || len(again) != 0 {
 		t.Fatalf("ClaimDue within the lease = %d claims, %v; want none", len(again), err)
 	}
+	// Leases run on Redis's clock: a replica whose clock is far ahead takes nothing over.
+	if again, err := f.store.ClaimDue(ctx, now.Add(10*testLease), testLease, 100); err != nil || len(again) != 0 {
+		t.Fatalf("ClaimDue with a clock ahead = %d claims, %v; want none", len(again), err)
+	}
 	if n, err := f.store.DueBacklog(ctx, now); err != nil || n != 0 {
 		t.Errorf("DueBacklog after claiming = %d, %v; want 0", n, err)
 	}
@@ -258,6 +294,7 @@ func TestClaimDue(t *testing.T) {
 		t.Fatal(err)
 	}
 	later := now.Add(testLease)
+	f.passLease(testLease)
 	taken, err := f.store.ClaimDue(ctx, later, testLease, 100)
 	if err != nil || len(taken) != 4 {
 		t.Fatalf("ClaimDue after the lease = %d claims, %v; want 4", len(taken), err)
@@ -312,10 +349,11 @@ func TestClaimDue(t *testing.T) {
 	}
 
 	// A member whose record is gone is removed by the claim.
-	f.wantDue(t, "inq_3", byID(taken, "inq_3").LeaseUntil)
+	f.wantDue(t, "inq_3", parked)
 	if err := f.client.HDel(ctx, f.store.keys.recordsOf("inq_3"), handleOf("inq_3")).Err(); err != nil {
 		t.Fatal(err)
 	}
+	f.passLease(testLease)
 	gone, err := f.store.ClaimDue(ctx, later.Add(testLease), testLease, 100)
 	if err != nil {
 		t.Fatal(err)
@@ -444,5 +482,80 @@ func TestScheduleFollowsExpiryBothWays(t *testing.T) {
 	i := slices.IndexFunc(got, func(c Claim) bool { return c.InquiryID == a })
 	if i < 0 || !got[i].ExpiresAt.Equal(x2) || !got[i].StageDone("6h") {
 		t.Fatalf("claims at the new 1h stage = %+v, want inq_a expiring %v with 6h done", got, x2)
+	}
+}
+
+// TestClaimDueSoonestFirstAndIntent: ClaimDue takes the soonest expiries across all shards
+// first; a send intent recorded under a lease comes back with every takeover of that lease
+// until it is settled, and a stale token cannot record one.
+func TestClaimDueSoonestFirstAndIntent(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	x := t0.Add(24 * time.Hour)
+	const count = 40
+	for i := range count {
+		// Expiries one minute apart, in an order unrelated to the shards.
+		at := x.Add(time.Duration((i*17)%count) * time.Minute)
+		f.apply(t, ev("evt_1", "inquiry.started", fmt.Sprintf("inq_%02d", i), t0, pendingUntil(at)))
+	}
+	now := x.Add(-5 * time.Hour)
+	var order []time.Time
+	var first []Claim
+	for len(order) < count {
+		claims, err := f.store.ClaimDue(ctx, now, testLease, 7)
+		if err != nil || len(claims) == 0 || len(claims) > 7 {
+			t.Fatalf("ClaimDue = %d claims, %v; want 1 to 7", len(claims), err)
+		}
+		if first == nil {
+			first = claims
+		}
+		for _, c := range claims {
+			order = append(order, c.ExpiresAt)
+		}
+	}
+	for i := 1; i < len(order); i++ {
+		if order[i].Before(order[i-1]) {
+			t.Fatalf("claim %d expires at %v, before claim %d at %v: not soonest first", i, order[i], i-1, order[i-1])
+		}
+	}
+
+	c := first[0]
+	if err := f.store.RecordIntent(ctx, c, "6h"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.store.RecordIntent(ctx, c, "6h,1h"); err == nil {
+		t.Error("RecordIntent accepted an invalid stage name")
+	}
+	for round := range 2 {
+		f.passLease(testLease)
+		taken, err := f.store.ClaimDue(ctx, now, testLease, 1)
+		if err != nil || len(taken) != 1 {
+			t.Fatalf("round %d: takeover = %d claims, %v", round, len(taken), err)
+		}
+		got := taken[0]
+		if got.InquiryID != c.InquiryID || !got.TookOver || got.Intent != "6h" {
+			t.Fatalf("round %d: takeover = %s took over %v intent %q; want %s with intent 6h",
+				round, got.InquiryID, got.TookOver, got.Intent, c.InquiryID)
+		}
+		if err := f.store.RecordIntent(ctx, c, "6h"); !errors.Is(err, ErrLeaseLost) {
+			t.Errorf("round %d: intent with the old token: %v, want ErrLeaseLost", round, err)
+		}
+		c = got
+	}
+	if err := f.store.CompleteReminder(ctx, c, c.Intent, nil); err != nil {
+		t.Fatal(err)
+	}
+	f.passLease(testLease)
+	again, err := f.store.ClaimDue(ctx, now, testLease, count)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range again {
+		if a.InquiryID == c.InquiryID || a.Intent != "" {
+			t.Errorf("after settling: claim of %s with intent %q", a.InquiryID, a.Intent)
+		}
+	}
+	if len(again) != count-1 {
+		t.Errorf("after the leases ran out: %d takeovers, want %d", len(again), count-1)
 	}
 }

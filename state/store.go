@@ -100,6 +100,10 @@ type Config struct {
 	ReplicaTimeout time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// LeaseClockOffset, when set, is added to Redis's TIME wherever reminder leases are
+	// taken and checked (ClaimDue). Leave it nil outside tests and benchmarks, which use it
+	// to let leases run out without waiting for them.
+	LeaseClockOffset func() time.Duration
 }
 
 // DefaultReplicaTimeout is the longest a write waits for its replicas (Config.ReplicaTimeout).

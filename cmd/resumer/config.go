@@ -246,8 +246,8 @@ var settings = []setting{
 		}},
 	{env: "RESUMER_MIN_REMAINING", def: "15m", usage: "a stage found late is still sent when at least this much time is left", set: setDuration(0, func(c *config) *time.Duration { return &c.MinRemaining })},
 	{env: "RESUMER_NOTIFY_INTERVAL", def: "15s", usage: "time between sweeps of the reminder schedule (jittered)", set: setDuration(100*time.Millisecond, func(c *config) *time.Duration { return &c.NotifyInterval })},
-	{env: "RESUMER_NOTIFY_LEASE", def: "2m", usage: "how long a replica owns a claimed reminder before another may take it over", set: setDuration(5*time.Second, func(c *config) *time.Duration { return &c.NotifyLease })},
-	{env: "RESUMER_NOTIFY_CONCURRENCY", def: "8", usage: "reminders one replica sends at once", set: setInt(1, 1000, func(c *config) *int { return &c.NotifyConcurrency })},
+	{env: "RESUMER_NOTIFY_LEASE", def: "2m", usage: "how long a replica owns a claimed reminder, on Redis's clock, before another may take it over: sending ends by half of it, settling is retried until a tenth is left", set: setDuration(5*time.Second, func(c *config) *time.Duration { return &c.NotifyLease })},
+	{env: "RESUMER_NOTIFY_CONCURRENCY", def: "8", usage: "send slots: reminders one replica claims and sends at once (it claims no more than it has free slots and Persona budget)", set: setInt(1, 1000, func(c *config) *int { return &c.NotifyConcurrency })},
 	{env: "RESUMER_LINK_MODE", def: "session-token", usage: "reminder link: session-token, one-time-link or redirect",
 		set: func(c *config, v string) error {
 			m, err := notify.ParseLinkMode(v)

@@ -19,8 +19,14 @@ import (
 // newPersonaClient builds the Persona API client, paced by the limiter every replica shares
 // through Redis (DESIGN.md decision 6).
 func newPersonaClient(cfg *config, rdb redis.UniversalClient, logger *slog.Logger, reg prometheus.Registerer) (*persona.Client, error) {
+	client, _, err := newPersonaClientLimiter(cfg, rdb, logger, reg)
+	return client, err
+}
+
+// newPersonaClientLimiter is newPersonaClient, also returning its shared limiter.
+func newPersonaClientLimiter(cfg *config, rdb redis.UniversalClient, logger *slog.Logger, reg prometheus.Registerer) (*persona.Client, *state.RateLimiter, error) {
 	if cfg.PersonaAPIKey == "" {
-		return nil, errors.New("RESUMER_PERSONA_API_KEY: required (or RESUMER_PERSONA_API_KEY_FILE)")
+		return nil, nil, errors.New("RESUMER_PERSONA_API_KEY: required (or RESUMER_PERSONA_API_KEY_FILE)")
 	}
 	limiter, err := state.NewRateLimiter(rdb, state.RateLimiterOptions{
 		Prefix: cfg.RedisPrefix,
@@ -29,9 +35,9 @@ func newPersonaClient(cfg *config, rdb redis.UniversalClient, logger *slog.Logge
 		Logger: logger,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("persona rate limiter: %w", err)
+		return nil, nil, fmt.Errorf("persona rate limiter: %w", err)
 	}
-	return persona.NewClient(persona.ClientOptions{
+	client, err := persona.NewClient(persona.ClientOptions{
 		BaseURL:    cfg.PersonaAPIURL,
 		APIKey:     cfg.PersonaAPIKey,
 		Version:    cfg.PersonaVersion,
@@ -39,6 +45,7 @@ func newPersonaClient(cfg *config, rdb redis.UniversalClient, logger *slog.Logge
 		Logger:     logger.With("component", "persona"),
 		Registerer: reg,
 	})
+	return client, limiter, err
 }
 
 // newScheduler builds the notify role: the reminder channels, the link mode and the scheduler
@@ -113,11 +120,12 @@ func newScheduler(cfg *config, rdb redis.UniversalClient, logger *slog.Logger, r
 		}
 		opts.Redirect = signer
 	} else {
-		client, err := newPersonaClient(cfg, rdb, logger, reg)
+		client, limiter, err := newPersonaClientLimiter(cfg, rdb, logger, reg)
 		if err != nil {
 			return nil, err
 		}
 		opts.Persona = client
+		opts.Budget = limiter
 	}
 	return notify.NewScheduler(opts)
 }

@@ -112,6 +112,7 @@ func DeletePrefix(ctx context.Context, c redis.UniversalClient, prefix string) {
 type RedisServer struct {
 	port int
 	dir  string
+	aof  bool
 	mu   sync.Mutex
 	cmd  *exec.Cmd
 }
@@ -127,6 +128,24 @@ func StartRedis(tb testing.TB) *RedisServer {
 	if err != nil {
 		tb.Fatalf("start redis-server: %v", err)
 	}
+	tb.Cleanup(s.Stop)
+	return s
+}
+
+// StartRedisAOF is StartRedis with an append-only file synced on every write: a server
+// killed with SIGKILL (Stop) and started again (Restart) has every acknowledged write, as a
+// production Redis with appendfsync always would.
+func StartRedisAOF(tb testing.TB) *RedisServer {
+	tb.Helper()
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		tb.Skip("redis-server not installed")
+	}
+	s := &RedisServer{port: freePort(), dir: tb.TempDir(), aof: true}
+	cmd, err := launchRedis(s.port, s.dir, true)
+	if err != nil {
+		tb.Fatalf("start redis-server: %v", err)
+	}
+	s.cmd = cmd
 	tb.Cleanup(s.Stop)
 	return s
 }
@@ -157,7 +176,7 @@ func (s *RedisServer) Restart(tb testing.TB) {
 	if s.cmd != nil {
 		return
 	}
-	cmd, err := launchRedis(s.port, s.dir)
+	cmd, err := launchRedis(s.port, s.dir, s.aof)
 	if err != nil {
 		tb.Fatalf("restart redis-server: %v", err)
 	}
@@ -171,16 +190,20 @@ func startRedisServer(port int, dir string) (*RedisServer, error) {
 			return nil, err
 		}
 	}
-	cmd, err := launchRedis(port, dir)
+	cmd, err := launchRedis(port, dir, false)
 	if err != nil {
 		return nil, err
 	}
 	return &RedisServer{port: port, dir: dir, cmd: cmd}, nil
 }
 
-func launchRedis(port int, dir string) (*exec.Cmd, error) {
-	cmd := exec.Command("redis-server", "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--dir", dir, "--daemonize", "no")
+func launchRedis(port int, dir string, aof bool) (*exec.Cmd, error) {
+	args := []string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "",
+		"--appendonly", "no", "--dir", dir, "--daemonize", "no"}
+	if aof {
+		args = append(args, "--appendonly", "yes", "--appendfsync", "always")
+	}
+	cmd := exec.Command("redis-server", args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		return nil, err
