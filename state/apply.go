@@ -24,10 +24,13 @@ const (
 	// OutcomeStale: a status event (PERSONA.md §4) older in event time than the event that
 	// set the current status. The status stayed; fields still empty may have been filled.
 	OutcomeStale Outcome = "stale"
-	// OutcomeIgnored: the event told nothing new (an inquiry-session event, an
-	// inquiry.transitioned confirming the known status and fields, an unknown event without
-	// news). Its id is remembered, it may have become the record's last event, and an event
-	// confirming the current status at a later time moves StatusAt; nothing else changed.
+	// OutcomeIgnored: the event told nothing new (an event about a part of the inquiry, such
+	// as an inquiry session, a verification or a document; an inquiry.transitioned
+	// confirming the known status and fields; an unknown event without news). Its id is
+	// remembered, it may have become the record's last event (the inquiry's last activity),
+	// and an event confirming the current status at a later time moves StatusAt; nothing
+	// else changed. An event without an inquiry snapshot never creates a record: for an
+	// inquiry without one it is ignored and not remembered.
 	OutcomeIgnored Outcome = "ignored"
 )
 

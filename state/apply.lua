@@ -20,6 +20,9 @@
 --  27 when the funnel bucket expires (unix s)
 --
 -- Rules (DESIGN.md decision 2, PERSONA.md §2, §4, §5):
+-- * An event without an inquiry snapshot (about an inquiry session, verification or
+--   document) only updates a record that exists (its remembered ids and last event, the
+--   inquiry's last activity); it never creates one, and is not remembered then.
 -- * Dedup: the record remembers up to ARGV[24] event ids: the 6-byte digest of each and the
 --   store time (unix s) it was seen. An id seen within the event memory is a duplicate and
 --   changes nothing.
@@ -82,6 +85,11 @@ purge(recs, exp, queue, ret, counts, leases, now, retention, tonumber(ARGV[23]))
 
 local cur = load(recs, id)
 local isNew = cur == nil
+if isNew and ARGV[9] ~= '1' then
+  -- An event about a part of the inquiry (a session, a verification, a document) tells no
+  -- status: it never creates a record (PERSONA.md §4).
+  return 'ignored'
+end
 cur = cur or { id = ARGV[26] }
 if cur.id ~= ARGV[26] then
   return redis.error_reply('inquiry handle taken by another inquiry')

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -139,8 +140,8 @@ func scenarios() []scenario {
 			CreatedAt: t0, ExpiresAt: t0.Add(day), ExpiresAtDerived: true, StatusAt: t0,
 			LastEventID: "evt_h2", LastEventName: "inquiry.expired"},
 	}, {
-		// A session event first creates a record without status; an unknown event name whose
-		// payload says pending sets it.
+		// A session event first is ignored (no record without a status); an unknown event
+		// name whose payload says pending creates the record.
 		name: "session first, unknown event with status",
 		events: []*persona.Event{
 			ev("evt_i1", "inquiry-session.started", inq, t0.Add(time.Minute), nil),
@@ -287,13 +288,27 @@ func TestApplyOrderIndependent(t *testing.T) {
 			for n, order := range all {
 				id := fmt.Sprintf("inq_%d", n)
 				events := forInquiry(sc.events, id)
+				// An event without an inquiry snapshot (a session's) before the record exists is
+				// ignored and forgotten (PERSONA.md §4: it tells no status); the last event is the
+				// newest of the others (by time, then stored id).
 				seen := map[int]bool{}
+				var last *persona.Event
 				for _, i := range order {
-					o := f.apply(t, events[i])
+					e := events[i]
+					o := f.apply(t, e)
+					if len(seen) == 0 && e.Inquiry == nil {
+						if o != OutcomeIgnored {
+							t.Errorf("order %v: event %s without a record: outcome %q, want ignored", order, e.ID, o)
+						}
+						continue
+					}
 					if seen[i] && o != OutcomeDuplicate {
-						t.Errorf("order %v: event %s again: outcome %q, want duplicate", order, events[i].ID, o)
+						t.Errorf("order %v: event %s again: outcome %q, want duplicate", order, e.ID, o)
 					}
 					seen[i] = true
+					if last == nil || e.CreatedAt.After(last.CreatedAt) || (e.CreatedAt.Equal(last.CreatedAt) && packID(last.ID) < packID(e.ID)) {
+						last = e
+					}
 				}
 				got := f.inquiry(t, id)
 				if src := f.rawRecord(t, id)[fieldExpirySource]; n == 0 {
@@ -302,7 +317,10 @@ func TestApplyOrderIndependent(t *testing.T) {
 					t.Errorf("order %v: expiry source %q, first order %q", order, src, source)
 				}
 				want := sc.want
-				want.ID, want.UpdatedAt = id, f.clock.Now()
+				if len(seen) == len(events) && (last.ID != want.LastEventID || last.Name != want.LastEventName) {
+					t.Fatalf("scenario's last event %s, test's %s", want.LastEventID, last.ID)
+				}
+				want.ID, want.UpdatedAt, want.LastEventID, want.LastEventName = id, f.clock.Now(), last.ID, last.Name
 				if !reflect.DeepEqual(*got, want) {
 					t.Fatalf("order %v:\n got %+v\nwant %+v", order, *got, want)
 				}
@@ -344,8 +362,9 @@ func TestApplyOutcomes(t *testing.T) {
 			[]Outcome{OutcomeApplied, OutcomeIgnored, OutcomeIgnored, OutcomeStale, OutcomeStale}},
 		{"duplicates", []int{0, 0, 1, 0, 1},
 			[]Outcome{OutcomeApplied, OutcomeDuplicate, OutcomeApplied, OutcomeDuplicate, OutcomeDuplicate}},
-		{"session event creates the record", []int{2, 0},
-			[]Outcome{OutcomeApplied, OutcomeApplied}},
+		// PERSONA.md §4: a session event tells no status; it does not create a record.
+		{"session event first", []int{2, 0, 2},
+			[]Outcome{OutcomeIgnored, OutcomeApplied, OutcomeIgnored}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -357,6 +376,44 @@ func TestApplyOutcomes(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestApplyPartEvents: events about an inquiry's parts (PERSONA.md §4: verification.*,
+// document.*, inquiry-session.*, with an inquiry relationship) never create a record; on an
+// existing record they move the last activity and change nothing else.
+func TestApplyPartEvents(t *testing.T) {
+	f := newFixture(t)
+	const id = "inq_parts"
+	part := func(evID, name string, at time.Time) *persona.Event {
+		e := ev(evID, name, id, at, nil)
+		e.PayloadType = strings.SplitN(name, ".", 2)[0]
+		return e
+	}
+	if got := f.apply(t, part("evt_v1", "verification.passed", t0.Add(time.Minute))); got != OutcomeIgnored {
+		t.Errorf("verification before the inquiry: outcome %q, want ignored", got)
+	}
+	if _, err := f.store.Inquiry(context.Background(), id); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("record after a verification event: %v, want ErrNotFound", err)
+	}
+	f.apply(t, ev("evt_c", "inquiry.created", id, t0, base(persona.StatusCreated, "itmpl_std")))
+	before := f.inquiry(t, id)
+	if got := f.apply(t, part("evt_d1", "document.submitted", t0.Add(2*time.Minute))); got != OutcomeIgnored {
+		t.Errorf("document event: outcome %q, want ignored", got)
+	}
+	if got := f.apply(t, part("evt_v0", "verification.created", t0.Add(time.Second))); got != OutcomeIgnored {
+		t.Errorf("older verification event: outcome %q, want ignored", got)
+	}
+	after := f.inquiry(t, id)
+	if after.LastEventID != "evt_d1" || after.LastEventName != "document.submitted" {
+		t.Errorf("last event %s %s, want the document event", after.LastEventID, after.LastEventName)
+	}
+	after.LastEventID, after.LastEventName = before.LastEventID, before.LastEventName
+	if !reflect.DeepEqual(after, before) {
+		t.Errorf("part events changed the record:\n got %+v\nwant %+v", after, before)
+	}
+	if got := f.counts(t); !reflect.DeepEqual(got, map[persona.Status]int64{persona.StatusCreated: 1}) {
+		t.Errorf("CountByStatus = %v", got)
 	}
 }
 

@@ -76,7 +76,7 @@
 // the largest value), which may be earlier than an older event's (PERSONA.md §5); an older
 // event fills it only when none is known, and any carried value replaces one derived from
 // the template interval. The record keeps the carrying event's time for that, at no cost
-// when it is the newest event's (see lib.lua).
+// when it is the time of the event that set the status (see lib.lua).
 //
 // # Retention
 //

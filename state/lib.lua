@@ -38,7 +38,8 @@ end
 --         it was seen minus u's second }
 --  16 ca  17 xa  18 xd: true when x was derived from the template interval; otherwise
 --         the event time of the event that carried x ('xt' in the decoded table) as its
---         difference to lt, left out (false) when it is lt itself, the common case
+--         difference to lt, left out (false) when it is sa, the common case (the events
+--         that carry an inquiry carry its status and its expiry)
 --  19 rm  20 ra  21 rd
 --  22 fa  funnel attribution of the last reminder (see funnel.go): { attribution code (in the
 --         templates hash, see funnelCode), the reminder's store time as its difference to
@@ -80,8 +81,8 @@ local function decode(b)
     rec.xd = true
   elseif rec.x then
     -- Records written before 'xt' existed kept the largest expires-at: taken as carried by
-    -- the newest event.
-    rec.xt = xs and base + xs or base
+    -- the event that set the status (or the newest event, without a status).
+    rec.xt = xs and base + xs or rec.sa or base
   end
   local e = f[15]
   if e then
@@ -112,7 +113,7 @@ local function encode(rec)
   local xs = false
   if rec.xd then
     xs = true
-  elseif x and rec.xt and rec.xt ~= base then
+  elseif x and rec.xt and rec.xt ~= sa then
     xs = rec.xt - base
   end
   local f = {

@@ -29,7 +29,7 @@ const (
 	fieldEvents       = "e"  // remembered event ids: digest and the second they were seen
 	fieldCompletedAt  = "ca" // inquiry completed-at (unix ms)
 	fieldExpiredAt    = "xa" // inquiry expired-at (unix ms)
-	fieldExpirySource = "xd" // true when x was derived from the template interval, else the event time of the event that carried x (absent: lt)
+	fieldExpirySource = "xd" // true when x was derived from the template interval, else the event time of the event that carried x (absent: sa)
 	fieldReminders    = "rm" // reminder stages done, comma separated, and stage@channel marks
 	fieldAttempts     = "ra" // transient failures of the current reminder (Store.ReleaseClaim)
 	fieldDropped      = "rd" // why the notifier dropped the schedule (Store.DropReminders)

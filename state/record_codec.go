@@ -76,7 +76,7 @@ var recordStatuses = []persona.Status{
 // record is a decoded stored record: the rest of the inquiry's id (see splitID), which fields
 // are present (bit i for field i), and their values: strings (and the status) in str, times
 // (unix ms), counts and the template's code in num. Packed values are as stored. The
-// expiry's source (field xd) is derived, or a time in num.
+// expiry's source (field xd) is derived, or a time in num (absent: the status's time).
 type record struct {
 	rest    string
 	present uint32

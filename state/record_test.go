@@ -172,7 +172,7 @@ func TestRecordCodec(t *testing.T) {
 		n    int
 	}{
 		{"every field", full, 2},
-		{"expiry carried by an older event", map[string]string{fieldIDRest: "inq_x", fieldStatus: "pending", fieldStatusAt: "1767607200000",
+		{"expiry carried by an older event", map[string]string{fieldIDRest: "inq_x", fieldStatus: "pending", fieldStatusAt: "1767607230000",
 			fieldExpiresAt: "1767693600000", fieldExpirySource: "1767607200000", fieldLastEventID: "evt_x", fieldLastName: "inquiry-session.started",
 			fieldLastAt: "1767607260000", fieldUpdatedAt: "1767607260000"}, 1},
 		{"session event only", map[string]string{fieldIDRest: "inq_x", fieldLastEventID: "evt_x", fieldLastName: "inquiry-session.started", fieldLastAt: "1767607260000", fieldUpdatedAt: "1767607260000"}, 1},
