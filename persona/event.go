@@ -4,13 +4,32 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 )
 
-// ErrMalformedEvent is wrapped by every error ParseEvent returns: the body is not JSON, not a
-// Persona event envelope, or lacks a field no event can be processed without. Such a body is
-// never worth retrying.
+// ErrMalformedEvent is wrapped by every error ParseEvent returns: the body is not JSON or not
+// a Persona event envelope at all (no data object of type event with an id, attributes and a
+// name). Persona never sends such a body, so it is never worth retrying.
 var ErrMalformedEvent = errors.New("malformed persona event")
+
+// TimeSource says where an Event's CreatedAt came from.
+type TimeSource string
+
+// The sources of an event's time.
+const (
+	// TimeFromEvent: the event's own data.attributes.created-at.
+	TimeFromEvent TimeSource = "created_at"
+	// TimeFromUpdatedAt: the event has no usable created-at (some of Persona's published
+	// samples omit it, PERSONA.md §3); the payload object's updated-at stands in.
+	TimeFromUpdatedAt TimeSource = "updated_at"
+	// TimeUnknown: neither; CreatedAt is zero and the caller supplies a time (the webhook
+	// receiver its receive time, which it passes on with the stored event).
+	TimeUnknown TimeSource = ""
+)
+
+// maxRelatedInquiries caps Event.RelatedInquiryIDs.
+const maxRelatedInquiries = 50
 
 // Event is one Persona webhook event (PERSONA.md §3), reduced to what resumer uses.
 type Event struct {
@@ -18,15 +37,43 @@ type Event struct {
 	ID string
 	// Name is the event name, e.g. "inquiry.started"; unknown names are kept as they are.
 	Name string
-	// CreatedAt is the event time; events are ordered by it, never by arrival.
+	// CreatedAt is the event time; events are ordered by it, never by arrival. Zero when
+	// TimeSource is TimeUnknown.
 	CreatedAt time.Time
-	// InquiryID is the inquiry the event is about: the payload's id for inquiry payloads,
-	// else the payload's "inquiry" relationship.
+	// TimeSource says where CreatedAt came from.
+	TimeSource TimeSource
+	// InquiryID is the inquiry whose record the event may change: the payload's id for an
+	// inquiry payload, or the "inquiry" relationship of a payload that is part of an
+	// inquiry (an inquiry session, a verification, a document; PERSONA.md §4). Empty for
+	// events about other objects (accounts, cases, reports, transactions, parts without an
+	// inquiry): see AboutInquiry.
 	InquiryID string
+	// RelatedInquiryIDs are the inquiries an event about another object names, for an
+	// operator's eyes only: a case's "inquiries" relationship (plural), a report's
+	// "inquiry". At most the first 50; nil for inquiry events.
+	RelatedInquiryIDs []string
 	// PayloadType is the JSON:API type of the payload ("inquiry", "inquiry-session", ...).
 	PayloadType string
-	// Inquiry is the inquiry as the event carries it; nil unless PayloadType is "inquiry".
+	// Inquiry is the inquiry as the event carries it; nil unless PayloadType is "inquiry"
+	// (and always nil from ParseEnvelope).
 	Inquiry *Inquiry
+}
+
+// AboutInquiry reports whether the event is about an inquiry or one of its parts, so that
+// it may change that inquiry's record (InquiryID is set). Other events are stored for an
+// operator but never applied.
+func (e *Event) AboutInquiry() bool { return e.InquiryID != "" }
+
+// partOfInquiry reports whether a payload of this JSON:API type is a part of an inquiry
+// (PERSONA.md §4): an inquiry session, a verification or a document, of any subtype
+// ("verification/government-id"), in any key inflection.
+func partOfInquiry(payloadType string) bool {
+	kind, _, _ := strings.Cut(payloadType, "/")
+	switch strings.ToLower(strings.ReplaceAll(strings.ReplaceAll(kind, "_", ""), "-", "")) {
+	case "inquirysession", "verification", "document":
+		return true
+	}
+	return false
 }
 
 // Inquiry is a Persona inquiry's attributes that resumer tracks. Zero times mean that Persona
@@ -54,9 +101,11 @@ type Inquiry struct {
 }
 
 // ParseEvent decodes a webhook body. It accepts kebab-case, camelCase and snake_case keys and
-// tolerates nulls and missing optional fields. The event id, name, created-at and an inquiry
-// id are required; without them, or when body is not a JSON object, the error wraps
-// ErrMalformedEvent.
+// tolerates nulls and missing optional fields. Only the envelope is required: a JSON object
+// whose data is of type event with an id, attributes and a name; without it the error wraps
+// ErrMalformedEvent. Everything else Persona may send is accepted (PERSONA.md §2: a refusal
+// is a retry storm): an event about another object has no InquiryID, and an event without a
+// usable created-at takes the payload object's updated-at, or none (see TimeSource).
 func ParseEvent(body []byte) (*Event, error) { return parseEvent(body, true) }
 
 // ParseEnvelope is ParseEvent without the inquiry: it checks the body exactly as ParseEvent
@@ -88,32 +137,40 @@ func parseEvent(body []byte, inquiry bool) (*Event, error) {
 	if ev.Name = attrs.str("name"); ev.Name == "" {
 		return nil, fmt.Errorf("%w: missing data.attributes.name", ErrMalformedEvent)
 	}
-	raw := attrs.str("created-at")
-	if raw == "" {
-		return nil, fmt.Errorf("%w: missing data.attributes.created-at", ErrMalformedEvent)
-	}
-	if ev.CreatedAt, err = time.Parse(time.RFC3339Nano, raw); err != nil {
-		return nil, fmt.Errorf("%w: data.attributes.created-at: %v", ErrMalformedEvent, err)
+	if ev.CreatedAt = attrs.time("created-at"); !ev.CreatedAt.IsZero() {
+		ev.TimeSource = TimeFromEvent
 	}
 	payload, _ := attrs.object("payload")
 	var subject object
 	if payload != nil {
 		subject, _ = payload.object("data")
 	}
-	if subject != nil {
-		ev.PayloadType = subject.str("type")
-		switch {
-		case ev.PayloadType == "inquiry" && inquiry:
-			ev.Inquiry = decodeInquiry(subject)
-			ev.InquiryID = ev.Inquiry.ID
-		case ev.PayloadType == "inquiry":
-			ev.InquiryID = subject.str("id") // as decodeInquiry reads it
-		default:
-			ev.InquiryID = relationshipID(subject, "inquiry")
+	if subject == nil {
+		return ev, nil
+	}
+	if ev.CreatedAt.IsZero() {
+		if sa, _ := subject.object("attributes"); sa != nil {
+			if ev.CreatedAt = sa.time("updated-at"); !ev.CreatedAt.IsZero() {
+				ev.TimeSource = TimeFromUpdatedAt
+			}
 		}
 	}
-	if ev.InquiryID == "" {
-		return nil, fmt.Errorf("%w: no inquiry id in the payload", ErrMalformedEvent)
+	ev.PayloadType = subject.str("type")
+	switch {
+	case ev.PayloadType == "inquiry":
+		ev.InquiryID = subject.str("id") // as decodeInquiry reads it
+		if inquiry && ev.InquiryID != "" {
+			ev.Inquiry = decodeInquiry(subject)
+		}
+	case partOfInquiry(ev.PayloadType):
+		ev.InquiryID = relationshipID(subject, "inquiry")
+	default:
+		// Another object (PERSONA.md §4): a report names an inquiry (or null), a case
+		// lists its inquiries under "inquiries".
+		if id := relationshipID(subject, "inquiry"); id != "" {
+			ev.RelatedInquiryIDs = []string{id}
+		}
+		ev.RelatedInquiryIDs = appendRelationshipIDs(ev.RelatedInquiryIDs, subject, "inquiries", maxRelatedInquiries)
 	}
 	return ev, nil
 }
@@ -170,6 +227,29 @@ func relationshipID(res object, name string) string {
 		return ""
 	}
 	return data.str("id")
+}
+
+// appendRelationshipIDs appends the ids of res.relationships.<name>.data, a list, to ids,
+// up to max ids in all.
+func appendRelationshipIDs(ids []string, res object, name string, max int) []string {
+	rels, _ := res.object("relationships")
+	if rels == nil {
+		return ids
+	}
+	rel, _ := rels.object(name)
+	if rel == nil {
+		return ids
+	}
+	list, _ := rel.objects("data")
+	for _, d := range list {
+		if len(ids) >= max {
+			break
+		}
+		if id := d.str("id"); id != "" {
+			ids = append(ids, id)
+		}
+	}
+	return ids
 }
 
 // LogValue keeps an inquiry's personal data (e-mail address, first name) out of logs: slog

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -108,6 +110,55 @@ func TestParseEventFixtures(t *testing.T) {
 			CreatedAt: utc("2026-01-05T11:20:04.25Z"), InquiryID: inquiryID,
 			PayloadType: "inquiry-session",
 		},
+	}, {
+		// PERSONA.md §4: a webhook subscribed to more than inquiries gets account.* events,
+		// about no inquiry at all.
+		file: "account-created.kebab.json",
+		want: persona.Event{
+			ID: "evt_Ac7kQ2mW9xR4tY6uB1nC3vD8", Name: "account.created",
+			CreatedAt: utc("2026-01-05T09:50:00Z"), PayloadType: "account",
+		},
+	}, {
+		// PERSONA.md §4: case.* events list their inquiries under relationships.inquiries
+		// (plural); a case is not an inquiry, so the event changes none of them.
+		file: "case-created.kebab.json",
+		want: persona.Event{
+			ID: "evt_Cs4nR8wQ1zT5yL9mK2vX7bH3", Name: "case.created",
+			CreatedAt: utc("2026-01-05T11:00:00Z"), PayloadType: "case",
+			RelatedInquiryIDs: []string{inquiryID, "inq_4RtY7uI1oP9aS3dF6gH2jK8L"},
+		},
+	}, {
+		// PERSONA.md §4: report/* events, whose relationships.inquiry.data may be null.
+		file: "report-watchlist-ready.kebab.json",
+		want: persona.Event{
+			ID: "evt_Rp9wL3xK6zN1qT8mV4bY2cH7", Name: "report/watchlist.ready",
+			CreatedAt: utc("2026-01-05T12:00:00Z"), PayloadType: "report/watchlist",
+		},
+	}, {
+		// PERSONA.md §4: a verification without an inquiry (a transaction's) is about another
+		// object.
+		file: "verification-passed.no-inquiry.kebab.json",
+		want: persona.Event{
+			ID: "evt_Vf5kN2wQ8zR1tY4mL7xB3cH9", Name: "verification.passed",
+			CreatedAt: utc("2026-01-05T10:05:00Z"), PayloadType: "verification/database",
+		},
+	}, {
+		// PERSONA.md §3: some samples omit the event's created-at; the payload's updated-at
+		// stands in. §4: a document with an inquiry relationship is part of that inquiry.
+		file: "document-submitted.no-created-at.kebab.json",
+		want: persona.Event{
+			ID: "evt_Dc3mQ7wN1zK5tR9xL2vY8bH4", Name: "document.submitted",
+			CreatedAt: utc("2026-01-05T10:12:30.5Z"), TimeSource: persona.TimeFromUpdatedAt,
+			InquiryID: inquiryID, PayloadType: "document/generic",
+		},
+	}, {
+		// PERSONA.md §3, §4: neither created-at nor updated-at: no time (the receiver's
+		// receive time stands in), and a transaction is about no inquiry.
+		file: "transaction-created.no-times.kebab.json",
+		want: persona.Event{
+			ID: "evt_Tx8nL4wK2zQ6tR1mV9bY3cH5", Name: "transaction.created",
+			TimeSource: persona.TimeUnknown, PayloadType: "transaction",
+		},
 	}}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
@@ -202,6 +253,46 @@ func TestParseEventLenient(t *testing.T) {
 		want: persona.Event{ID: "evt_6", Name: "verification.passed", CreatedAt: utc("2026-01-05T10:00:00Z"),
 			InquiryID: "inq_6", PayloadType: "verification/government-id"},
 	}}
+	// A signed event envelope is stored whatever else it lacks (PERSONA.md §2: a refusal is
+	// retried for days; §3: be lenient with nulls and missing fields).
+	const (
+		head = `{"data":{"type":"event","id":"evt_1","attributes":{"name":"inquiry.started","created-at":"2026-01-05T10:00:00Z",`
+		tail = `}}}`
+	)
+	noTime := func(created string) string {
+		return `{"data":{"type":"event","id":"evt_1","attributes":{"name":"inquiry.started",` + created +
+			`"payload":{"data":{"type":"inquiry","id":"inq_1","attributes":{"updated-at":"2026-01-05T10:00:01Z"}}}}}}`
+	}
+	at := utc("2026-01-05T10:00:00Z")
+	fromUpdated := persona.Event{ID: "evt_1", Name: "inquiry.started", CreatedAt: utc("2026-01-05T10:00:01Z"),
+		TimeSource: persona.TimeFromUpdatedAt, InquiryID: "inq_1", PayloadType: "inquiry", Inquiry: &persona.Inquiry{ID: "inq_1"}}
+	for _, tt := range []struct {
+		name, body string
+		want       persona.Event
+	}{
+		{"missing created-at", noTime(``), fromUpdated},
+		{"created-at null", noTime(`"created-at":null,`), fromUpdated},
+		{"created-at not a time", noTime(`"created-at":"yesterday",`), fromUpdated},
+		{"created-at a unix time", noTime(`"created-at":1767607200,`), fromUpdated},
+		{"no time at all", `{"data":{"type":"event","id":"evt_1","attributes":{"name":"inquiry.started"}}}`,
+			persona.Event{ID: "evt_1", Name: "inquiry.started"}},
+		{"missing payload", head + `"redacted-at":null` + tail, persona.Event{ID: "evt_1", Name: "inquiry.started", CreatedAt: at}},
+		{"payload data null", head + `"payload":{"data":null}` + tail, persona.Event{ID: "evt_1", Name: "inquiry.started", CreatedAt: at}},
+		{"inquiry without id", head + `"payload":{"data":{"type":"inquiry","attributes":{"status":"pending"}}}` + tail,
+			persona.Event{ID: "evt_1", Name: "inquiry.started", CreatedAt: at, PayloadType: "inquiry"}},
+		{"session without inquiry relationship", head + `"payload":{"data":{"type":"inquiry-session","id":"iqse_1","relationships":{"inquiry":{"data":null}}}}` + tail,
+			persona.Event{ID: "evt_1", Name: "inquiry.started", CreatedAt: at, PayloadType: "inquiry-session"}},
+		{"snake-case part type", head + `"payload":{"data":{"type":"inquiry_session","id":"iqse_1","relationships":{"inquiry":{"data":{"type":"inquiry","id":"inq_1"}}}}}` + tail,
+			persona.Event{ID: "evt_1", Name: "inquiry.started", CreatedAt: at, PayloadType: "inquiry_session", InquiryID: "inq_1"}},
+		{"report naming an inquiry", head + `"payload":{"data":{"type":"report/watchlist","id":"rep_1","relationships":{"inquiry":{"data":{"type":"inquiry","id":"inq_1"}}}}}` + tail,
+			persona.Event{ID: "evt_1", Name: "inquiry.started", CreatedAt: at, PayloadType: "report/watchlist", RelatedInquiryIDs: []string{"inq_1"}}},
+	} {
+		tests = append(tests, struct {
+			name string
+			body string
+			want persona.Event
+		}{tt.name, tt.body, tt.want})
+	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := persona.ParseEvent([]byte(tt.body))
@@ -214,10 +305,6 @@ func TestParseEventLenient(t *testing.T) {
 }
 
 func TestParseEventMalformed(t *testing.T) {
-	const (
-		head = `{"data":{"type":"event","id":"evt_1","attributes":{"name":"inquiry.started","created-at":"2026-01-05T10:00:00Z",`
-		tail = `}}}`
-	)
 	started := readFixture(t, "inquiry-started.kebab.json")
 	tests := []struct {
 		name string
@@ -240,14 +327,7 @@ func TestParseEventMalformed(t *testing.T) {
 		{"missing attributes", `{"data":{"type":"event","id":"evt_1"}}`},
 		{"attributes not an object", `{"data":{"type":"event","id":"evt_1","attributes":"inquiry.started"}}`},
 		{"missing name", `{"data":{"type":"event","id":"evt_1","attributes":{"created-at":"2026-01-05T10:00:00Z","payload":{"data":{"type":"inquiry","id":"inq_1"}}}}}`},
-		{"missing created-at", `{"data":{"type":"event","id":"evt_1","attributes":{"name":"inquiry.started","payload":{"data":{"type":"inquiry","id":"inq_1"}}}}}`},
-		{"created-at null", `{"data":{"type":"event","id":"evt_1","attributes":{"name":"inquiry.started","created-at":null,"payload":{"data":{"type":"inquiry","id":"inq_1"}}}}}`},
-		{"created-at not a time", `{"data":{"type":"event","id":"evt_1","attributes":{"name":"inquiry.started","created-at":"yesterday","payload":{"data":{"type":"inquiry","id":"inq_1"}}}}}`},
-		{"created-at a unix time", `{"data":{"type":"event","id":"evt_1","attributes":{"name":"inquiry.started","created-at":1767607200,"payload":{"data":{"type":"inquiry","id":"inq_1"}}}}}`},
-		{"missing payload", head + `"redacted-at":null` + tail},
-		{"payload data null", head + `"payload":{"data":null}` + tail},
-		{"inquiry without id", head + `"payload":{"data":{"type":"inquiry","attributes":{"status":"pending"}}}` + tail},
-		{"session without inquiry relationship", head + `"payload":{"data":{"type":"inquiry-session","id":"iqse_1","relationships":{"inquiry":{"data":null}}}}` + tail},
+		{"name null", `{"data":{"type":"event","id":"evt_1","attributes":{"name":null,"created-at":"2026-01-05T10:00:00Z"}}}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -282,7 +362,7 @@ func FuzzParseEvent(f *testing.F) {
 			}
 			want := *ev
 			want.Inquiry = nil
-			if *env != want {
+			if !reflect.DeepEqual(*env, want) {
 				t.Fatalf("ParseEnvelope = %+v, want %+v", *env, want)
 			}
 		}
@@ -295,11 +375,17 @@ func FuzzParseEvent(f *testing.F) {
 			}
 			return
 		}
-		if ev.ID == "" || ev.Name == "" || ev.InquiryID == "" {
+		if ev.ID == "" || ev.Name == "" {
 			t.Fatalf("accepted event lacks a required field: %+v", ev)
 		}
-		if (ev.PayloadType == "inquiry") != (ev.Inquiry != nil) {
-			t.Fatalf("payload type %q with inquiry %v", ev.PayloadType, ev.Inquiry)
+		if ev.CreatedAt.IsZero() != (ev.TimeSource == persona.TimeUnknown) {
+			t.Fatalf("event time %v from %q", ev.CreatedAt, ev.TimeSource)
+		}
+		if (ev.PayloadType == "inquiry" && ev.InquiryID != "") != (ev.Inquiry != nil) {
+			t.Fatalf("payload type %q, inquiry id %q with inquiry %v", ev.PayloadType, ev.InquiryID, ev.Inquiry)
+		}
+		if ev.AboutInquiry() && len(ev.RelatedInquiryIDs) > 0 {
+			t.Fatalf("inquiry event with related inquiries %v", ev.RelatedInquiryIDs)
 		}
 		if ev.Inquiry != nil && ev.Inquiry.ID != ev.InquiryID {
 			t.Fatalf("inquiry id %q, event inquiry id %q", ev.Inquiry.ID, ev.InquiryID)
@@ -334,13 +420,25 @@ func BenchmarkParseEvent(b *testing.B) {
 	}
 }
 
+// assertEvent compares two events; a want with a CreatedAt and no TimeSource expects
+// TimeFromEvent.
 func assertEvent(t *testing.T, got, want *persona.Event) {
 	t.Helper()
+	wantSource := want.TimeSource
+	if wantSource == persona.TimeUnknown && !want.CreatedAt.IsZero() {
+		wantSource = persona.TimeFromEvent
+	}
 	if got.ID != want.ID || got.Name != want.Name || !got.CreatedAt.Equal(want.CreatedAt) ||
-		got.InquiryID != want.InquiryID || got.PayloadType != want.PayloadType {
-		t.Errorf("event = {ID:%q Name:%q CreatedAt:%v InquiryID:%q PayloadType:%q}, want {ID:%q Name:%q CreatedAt:%v InquiryID:%q PayloadType:%q}",
-			got.ID, got.Name, got.CreatedAt, got.InquiryID, got.PayloadType,
-			want.ID, want.Name, want.CreatedAt, want.InquiryID, want.PayloadType)
+		got.InquiryID != want.InquiryID || got.PayloadType != want.PayloadType || got.TimeSource != wantSource {
+		t.Errorf("event = {ID:%q Name:%q CreatedAt:%v TimeSource:%q InquiryID:%q PayloadType:%q}, want {ID:%q Name:%q CreatedAt:%v TimeSource:%q InquiryID:%q PayloadType:%q}",
+			got.ID, got.Name, got.CreatedAt, got.TimeSource, got.InquiryID, got.PayloadType,
+			want.ID, want.Name, want.CreatedAt, wantSource, want.InquiryID, want.PayloadType)
+	}
+	if !slices.Equal(got.RelatedInquiryIDs, want.RelatedInquiryIDs) {
+		t.Errorf("RelatedInquiryIDs = %v, want %v", got.RelatedInquiryIDs, want.RelatedInquiryIDs)
+	}
+	if got.AboutInquiry() != (want.InquiryID != "") {
+		t.Errorf("AboutInquiry = %v with inquiry id %q", got.AboutInquiry(), got.InquiryID)
 	}
 	switch {
 	case got.Inquiry == nil && want.Inquiry == nil:
@@ -431,4 +529,23 @@ func toCamel(k string) string {
 		}
 	}
 	return strings.Join(ws, "")
+}
+
+// TestEventObject: the object kinds of PERSONA.md §4, and a bounded answer for anything else.
+func TestEventObject(t *testing.T) {
+	for name, want := range map[string]string{
+		"inquiry.started": "inquiry", "inquiry-session.expired": "inquiry-session",
+		"verification.passed": "verification", "document.submitted": "document",
+		"account.created": "account", "case.status-updated": "case",
+		"report/watchlist.ready": "report", "transaction.created": "transaction",
+		"selfie.created": persona.ObjectOther, "": persona.ObjectOther, "inquiry": "inquiry",
+		"inquiryx.started": persona.ObjectOther,
+	} {
+		if got := persona.EventObject(name); got != want {
+			t.Errorf("EventObject(%q) = %q, want %q", name, got, want)
+		}
+	}
+	if all := persona.EventObjects(); len(all) != 9 || all[len(all)-1] != persona.ObjectOther {
+		t.Errorf("EventObjects() = %v", all)
+	}
 }

@@ -8,11 +8,20 @@
 //
 // The Receiver (receiver.go) answers
 //
-//	200  the event is stored in the stream (or was already: a duplicate PubAck)
+//	200  the event is stored in the stream (or was already: a duplicate PubAck), whatever
+//	     object it is about and whatever optional field it lacks
 //	401  the signature is missing, malformed, stale, from the future, or wrong
-//	400  the body is not a Persona event envelope
+//	400  the body is not JSON, or not a Persona event envelope at all
 //	413  the body is larger than Options.MaxBodyBytes
 //	503  JetStream did not acknowledge the event in time; Retry-After is set
 //
-// and never answers 2xx for an event that is not stored. It never touches Redis.
+// and never answers 2xx for an event that is not stored. Persona retries every other answer
+// for days (PERSONA.md §2), so a validly signed event envelope is always stored: an event
+// about an inquiry or one of its parts (a session, verification or document naming its
+// inquiry) goes to eventstream.Subject for the worker; an event about another object
+// (account, case, report, transaction, PERSONA.md §4) goes to eventstream.OtherSubject,
+// where the worker acknowledges it without applying it. An event without created-at gets
+// its payload's updated-at, else the receive time (PERSONA.md §3), in the
+// Persona-Event-Created-At header. Stored events are counted by object kind. It never
+// touches Redis.
 package webhook

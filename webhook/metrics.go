@@ -5,6 +5,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/resumer/resumer/persona"
 )
 
 // outcome is the value of the "outcome" label of resumer_webhook_requests_total: what the
@@ -36,6 +38,21 @@ const (
 
 var reasons = []string{reasonMissing, reasonMalformed, reasonTooOld, reasonInFuture, reasonNoMatch}
 
+// The values of the "source" label of resumer_webhook_event_time_fallbacks_total: where the
+// time of an event without its own created-at came from (PERSONA.md §3).
+const (
+	sourceUpdatedAt  = "updated_at"  // the payload object's updated-at
+	sourceReceivedAt = "received_at" // the receive time
+)
+
+// timeSourceLabel maps an event's time source (not persona.TimeFromEvent) to its label.
+func timeSourceLabel(s persona.TimeSource) string {
+	if s == persona.TimeFromUpdatedAt {
+		return sourceUpdatedAt
+	}
+	return sourceReceivedAt
+}
+
 // failureReason maps a signature error to its metric label.
 func failureReason(err error) string {
 	switch {
@@ -56,6 +73,8 @@ func failureReason(err error) string {
 // never an id, an e-mail or anything else from a request.
 type metrics struct {
 	requests        *prometheus.CounterVec
+	events          *prometheus.CounterVec
+	timeFallbacks   *prometheus.CounterVec
 	verifyFailures  *prometheus.CounterVec
 	requestDuration prometheus.Histogram
 	publishDuration prometheus.Histogram
@@ -72,6 +91,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "resumer_webhook_requests_total",
 			Help: "Persona webhook requests by outcome: accepted, duplicate, unauthorized, malformed, too_large, unavailable.",
 		}, []string{"outcome"}),
+		events: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "resumer_webhook_events_total",
+			Help: "Persona events stored (newly, not duplicates), by the kind of object they are about: inquiry, inquiry-session, verification, document, account, case, report, transaction, other.",
+		}, []string{"kind"}),
+		timeFallbacks: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "resumer_webhook_event_time_fallbacks_total",
+			Help: "Persona events stored without a created-at of their own, by where their time came from: updated_at (the payload's), received_at.",
+		}, []string{"source"}),
 		verifyFailures: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "resumer_webhook_verify_failures_total",
 			Help: "Persona webhook requests refused by the signature check, by reason: missing, malformed, too_old, in_future, no_match.",
@@ -92,6 +119,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	for _, r := range reasons {
 		m.verifyFailures.WithLabelValues(r)
+	}
+	for _, k := range persona.EventObjects() {
+		m.events.WithLabelValues(k)
+	}
+	for _, s := range []string{sourceUpdatedAt, sourceReceivedAt} {
+		m.timeFallbacks.WithLabelValues(s)
 	}
 	return m
 }

@@ -9,6 +9,7 @@ import (
 	"math"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -207,7 +208,8 @@ func (rc *Receiver) serve(w http.ResponseWriter, r *http.Request) outcome {
 	// The envelope is all the receiver routes by; the worker reads the inquiry.
 	ev, err := persona.ParseEnvelope(body)
 	if err != nil {
-		// Signed by Persona yet unreadable: worth a look, Persona's format may have moved.
+		// Signed, yet not JSON or not an event envelope at all: nothing Persona sends
+		// (PERSONA.md §3). Worth a look: Persona's format may have moved.
 		rc.log.Warn("refuse webhook: malformed event", "err", err)
 		refuse(w, http.StatusBadRequest)
 		return outcomeMalformed
@@ -221,12 +223,16 @@ func (rc *Receiver) serve(w http.ResponseWriter, r *http.Request) outcome {
 		return outcomeUnavailable
 	}
 	rc.log.Debug("event stored", "event_id", ev.ID, "event_name", ev.Name,
-		"stream_seq", ack.Sequence, "duplicate", ack.Duplicate)
+		"about_inquiry", ev.AboutInquiry(), "stream_seq", ack.Sequence, "duplicate", ack.Duplicate)
 	if ack.Duplicate {
 		// Persona ignores it; `resumer webhook send` prints it.
 		w.Header()[OutcomeHeader] = duplicateValue
 		w.WriteHeader(http.StatusOK)
 		return outcomeDuplicate
+	}
+	rc.metrics.events.WithLabelValues(persona.EventObject(ev.Name)).Inc()
+	if ev.TimeSource != persona.TimeFromEvent {
+		rc.metrics.timeFallbacks.WithLabelValues(timeSourceLabel(ev.TimeSource)).Inc()
 	}
 	w.WriteHeader(http.StatusOK)
 	return outcomeAccepted
@@ -266,15 +272,32 @@ func (rc *Receiver) unauthorized(w http.ResponseWriter, err error) outcome {
 }
 
 // publish stores the raw body in the stream, keyed by the event id for JetStream's duplicate
-// window, and waits at most publishTimeout for the PubAck. It fails when JetStream is
+// window, and waits at most publishTimeout for the PubAck. An event about an inquiry (or a
+// part of one) goes to eventstream.Subject, any other to eventstream.OtherSubject; an event
+// without a time of its own gets received (persona.TimeUnknown). It fails when JetStream is
 // unreachable, slow, refuses the message, or acknowledges it from another stream.
 func (rc *Receiver) publish(ctx context.Context, ev *persona.Event, body []byte, received time.Time) (*jetstream.PubAck, error) {
-	msg := nats.NewMsg(eventstream.Subject(ev.Name))
+	var msg *nats.Msg
+	if ev.AboutInquiry() {
+		msg = nats.NewMsg(eventstream.Subject(ev.Name))
+		msg.Header.Set(eventstream.HeaderInquiryID, ev.InquiryID)
+	} else {
+		msg = nats.NewMsg(eventstream.OtherSubject(ev.Name))
+		if len(ev.RelatedInquiryIDs) > 0 {
+			msg.Header.Set(eventstream.HeaderRelatedInquiryIDs, strings.Join(ev.RelatedInquiryIDs, ","))
+		}
+	}
 	msg.Data = body
 	msg.Header.Set(nats.MsgIdHdr, ev.ID)
 	msg.Header.Set(eventstream.HeaderEventName, ev.Name)
-	msg.Header.Set(eventstream.HeaderInquiryID, ev.InquiryID)
-	msg.Header.Set(eventstream.HeaderEventCreatedAt, ev.CreatedAt.UTC().Format(time.RFC3339Nano))
+	at := ev.CreatedAt
+	if ev.TimeSource != persona.TimeFromEvent {
+		if ev.TimeSource == persona.TimeUnknown {
+			at = received
+		}
+		msg.Header.Set(eventstream.HeaderEventTimeSource, timeSourceLabel(ev.TimeSource))
+	}
+	msg.Header.Set(eventstream.HeaderEventCreatedAt, at.UTC().Format(time.RFC3339Nano))
 	msg.Header.Set(eventstream.HeaderReceivedAt, received.UTC().Format(time.RFC3339Nano))
 
 	ctx, cancel := context.WithTimeout(ctx, rc.publishTimeout)

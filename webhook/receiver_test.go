@@ -141,7 +141,7 @@ func TestReceiverRefusals(t *testing.T) {
 	altered := bytes.Clone(body)
 	altered[100] ^= 0x01
 	large := append(bytes.Clone(body[:len(body)-1]), []byte(`,"pad":"`+strings.Repeat("x", 8<<10)+`"}`)...)
-	noInquiry := []byte(`{"data":{"type":"event","id":"evt_1","attributes":{"name":"account.created","created-at":"2026-01-05T10:00:00Z","payload":{"data":{"type":"account","id":"act_1"}}}}}`)
+	notEvent := []byte(`{"data":{"type":"inquiry","id":"inq_1","attributes":{"status":"pending"}}}`)
 	sig := func(b []byte, at time.Time) string { return webhook.Sign(b, newSecret, at) }
 
 	tests := []struct {
@@ -163,7 +163,8 @@ func TestReceiverRefusals(t *testing.T) {
 		{"stale", webhook.SignatureHeader, sig(body, receiverNow.Add(-5*time.Minute-time.Second)), bytes.NewReader(body), 401, "unauthorized", "too_old"},
 		{"from the future", webhook.SignatureHeader, sig(body, receiverNow.Add(5*time.Minute+time.Second)), bytes.NewReader(body), 401, "unauthorized", "in_future"},
 		{"signed, not json", webhook.SignatureHeader, sig([]byte("hello"), now), strings.NewReader("hello"), 400, "malformed", ""},
-		{"signed, no inquiry id", webhook.SignatureHeader, sig(noInquiry, now), bytes.NewReader(noInquiry), 400, "malformed", ""},
+		// Not an event envelope at all (an inquiry resource): nothing Persona's webhooks send.
+		{"signed, not an event", webhook.SignatureHeader, sig(notEvent, now), bytes.NewReader(notEvent), 400, "malformed", ""},
 		{"signed, too large", webhook.SignatureHeader, sig(large, now), bytes.NewReader(large), 413, "too_large", ""},
 		// No Content-Length: the cap applies while reading.
 		{"signed, too large, chunked", webhook.SignatureHeader, sig(large, now), io.MultiReader(bytes.NewReader(large)), 413, "too_large", ""},

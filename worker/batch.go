@@ -28,7 +28,9 @@ type batch struct {
 }
 
 // decode reads msgs into a batch. A message whose body is not a Persona event is copied to the
-// dead-letter stream and terminated right here (or nak'd when the copy fails).
+// dead-letter stream and terminated right here (or nak'd when the copy fails). An event about
+// another object than an inquiry (eventstream.OtherSubject) is acknowledged without being
+// applied. An event without a time of its own takes the one the receiver stored with it.
 func (w *Worker) decode(ctx context.Context, msgs []jetstream.Msg) *batch {
 	w.metrics.batchSize.Observe(float64(len(msgs)))
 	b := &batch{
@@ -43,15 +45,46 @@ func (w *Worker) decode(ctx context.Context, msgs []jetstream.Msg) *batch {
 			_ = m.Term()
 			continue
 		}
+		if eventstream.IsOtherSubject(m.Subject()) {
+			w.skip(m)
+			continue
+		}
 		ev, err := persona.ParseEvent(m.Data())
 		if err != nil {
 			w.deadLetterAndTerm(ctx, m, meta, ReasonMalformed, err)
 			continue
 		}
+		if !ev.AboutInquiry() {
+			w.skip(m)
+			continue
+		}
+		if ev.CreatedAt.IsZero() {
+			ev.CreatedAt = storedEventTime(m, meta)
+		}
 		b.deliveries = append(b.deliveries, delivery{msg: m, meta: meta})
 		b.events = append(b.events, ev)
 	}
 	return b
+}
+
+// skip acknowledges a message that is no inquiry's business (PERSONA.md §4: events about
+// accounts, cases, reports, transactions): it stays in the stream for an operator, and is
+// counted as ignored.
+func (w *Worker) skip(m jetstream.Msg) {
+	w.metrics.events.WithLabelValues(eventLabel(m.Headers().Get(eventstream.HeaderEventName)), resultIgnored).Inc()
+	if err := m.Ack(); err != nil {
+		w.log.Debug("ack message", "subject", m.Subject(), "err", err)
+	}
+}
+
+// storedEventTime is the time of an event without one of its own (PERSONA.md §3): the one
+// the receiver stored with it (the payload's updated-at or the receive time), else the time
+// the stream stored it.
+func storedEventTime(m jetstream.Msg, meta *jetstream.MsgMetadata) time.Time {
+	if t, err := time.Parse(time.RFC3339Nano, m.Headers().Get(eventstream.HeaderEventCreatedAt)); err == nil {
+		return t
+	}
+	return meta.Timestamp
 }
 
 // apply hands the batch's events to the store in one call and settles every message: Ack once

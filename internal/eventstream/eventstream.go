@@ -18,12 +18,26 @@ import (
 // to "persona.events.inquiry.started".
 const SubjectPrefix = "persona.events."
 
+// otherToken is the subject token under SubjectPrefix of events about objects other than
+// inquiries (see OtherSubject).
+const otherToken = "other"
+
 // Header names set on every published event, besides nats.MsgIdHdr (the event id).
 const (
-	HeaderEventName      = "Persona-Event-Name"
-	HeaderInquiryID      = "Persona-Inquiry-Id"
+	HeaderEventName = "Persona-Event-Name"
+	// HeaderInquiryID is the inquiry whose record the event may change; absent on events
+	// about other objects.
+	HeaderInquiryID = "Persona-Inquiry-Id"
+	// HeaderRelatedInquiryIDs lists, comma separated, the inquiries an event about another
+	// object names (a case's, a report's); for an operator's eyes only.
+	HeaderRelatedInquiryIDs = "Persona-Related-Inquiry-Ids"
+	// HeaderEventCreatedAt is the event's time: its created-at, else the payload's
+	// updated-at, else the receive time (HeaderEventTimeSource says which).
 	HeaderEventCreatedAt = "Persona-Event-Created-At" // RFC 3339, nanoseconds
-	HeaderReceivedAt     = "Resumer-Received-At"      // RFC 3339, nanoseconds
+	// HeaderEventTimeSource is set when the event had no created-at of its own:
+	// "updated_at" or "received_at".
+	HeaderEventTimeSource = "Resumer-Event-Time-Source"
+	HeaderReceivedAt      = "Resumer-Received-At" // RFC 3339, nanoseconds
 	// HeaderSource says where an event came from: SourceReplay or SourceSynthetic; absent
 	// (SourceWebhook) for events Persona delivered to the receiver.
 	HeaderSource = "Resumer-Event-Source"
@@ -67,12 +81,37 @@ type Config struct {
 	Replicas    int           // 1, or 3 on a cluster
 }
 
-// Subject returns the subject an event of this name is published to. Characters that are not
-// safe in a subject token (wildcards, spaces, control characters) become '_', and empty
-// tokens become "_", so any event name Persona invents maps to a valid subject.
+// Subject returns the subject an event of this name about an inquiry (or a part of one) is
+// published to. Characters that are not safe in a subject token (wildcards, spaces, control
+// characters) become '_', and empty tokens become "_", so any event name Persona invents maps
+// to a valid subject; a name whose first token is "other" gets "_other", so that it never
+// lands among OtherSubject's.
 func Subject(eventName string) string {
+	tokens := subjectTokens(eventName)
+	if strings.HasPrefix(tokens, otherToken+".") || tokens == otherToken {
+		tokens = "_" + tokens
+	}
+	return SubjectPrefix + tokens
+}
+
+// OtherSubject returns the subject an event of this name about another object (an account,
+// a case, a report, a transaction, a verification of no inquiry; PERSONA.md §4) is published
+// to: "account.created" goes to "persona.events.other.account.created". The stream keeps
+// them like any event, for an operator to inspect or replay; the worker acknowledges them
+// without applying.
+func OtherSubject(eventName string) string {
+	return SubjectPrefix + otherToken + "." + subjectTokens(eventName)
+}
+
+// IsOtherSubject reports whether subject is one of OtherSubject's.
+func IsOtherSubject(subject string) bool {
+	return strings.HasPrefix(subject, SubjectPrefix+otherToken+".")
+}
+
+// subjectTokens turns an event name into subject tokens (see Subject).
+func subjectTokens(eventName string) string {
 	if eventName == "" {
-		return SubjectPrefix + "_"
+		return "_"
 	}
 	tokens := strings.Split(eventName, ".")
 	for i, tok := range tokens {
@@ -87,7 +126,7 @@ func Subject(eventName string) string {
 			return r
 		}, tok)
 	}
-	return SubjectPrefix + strings.Join(tokens, ".")
+	return strings.Join(tokens, ".")
 }
 
 // Ensure creates the events stream or updates it to cfg (file storage, subjects
