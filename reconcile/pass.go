@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/resumer/resumer/internal/eventstream"
@@ -321,13 +320,7 @@ func syntheticEvent(d Difference) (*persona.Event, []byte) {
 // stream already held the event id (its duplicate window).
 func (p *pass) publish(ctx context.Context, ev *persona.Event, body []byte, source string) (dup bool, err error) {
 	o := p.r.opts
-	msg := nats.NewMsg(eventstream.Subject(ev.Name))
-	msg.Data = body
-	msg.Header.Set(nats.MsgIdHdr, ev.ID)
-	msg.Header.Set(eventstream.HeaderEventName, ev.Name)
-	msg.Header.Set(eventstream.HeaderInquiryID, ev.InquiryID)
-	msg.Header.Set(eventstream.HeaderEventCreatedAt, ev.CreatedAt.UTC().Format(time.RFC3339Nano))
-	msg.Header.Set(eventstream.HeaderReceivedAt, o.Now().UTC().Format(time.RFC3339Nano))
+	msg := eventstream.Message(ev, body, o.Now())
 	msg.Header.Set(eventstream.HeaderSource, source)
 	bo := backoff.NewExponentialBackOff()
 	bo.InitialInterval = 200 * time.Millisecond

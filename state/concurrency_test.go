@@ -21,12 +21,20 @@ func TestApplyBatchConcurrent(t *testing.T) {
 	var all []*persona.Event
 	var ids []string
 	for i, sc := range scenarios() {
+		// Events about an inquiry's parts count only once the record exists, which depends
+		// on the order of arrival (see TestApplyOrderIndependent): left out here.
+		var events []*persona.Event
+		for _, e := range sc.events {
+			if e.Inquiry != nil {
+				events = append(events, e)
+			}
+		}
 		for n := range 6 {
 			id := fmt.Sprintf("inq_%d_%d", i, n)
 			ids = append(ids, id)
-			all = append(all, forInquiry(sc.events, id)...)
+			all = append(all, forInquiry(events, id)...)
 			// Persona's retries: some events arrive twice.
-			all = append(all, forInquiry(sc.events[:1], id)...)
+			all = append(all, forInquiry(events[:1], id)...)
 		}
 	}
 	rand.New(rand.NewPCG(7, 7)).Shuffle(len(all), func(i, j int) { all[i], all[j] = all[j], all[i] })

@@ -6,6 +6,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
+	"github.com/resumer/resumer/internal/eventstream"
 	"github.com/resumer/resumer/persona"
 )
 
@@ -39,10 +40,11 @@ const (
 var reasons = []string{reasonMissing, reasonMalformed, reasonTooOld, reasonInFuture, reasonNoMatch}
 
 // The values of the "source" label of resumer_webhook_event_time_fallbacks_total: where the
-// time of an event without its own created-at came from (PERSONA.md §3).
+// time of an event without its own created-at came from (PERSONA.md §3), as in the stored
+// message's header.
 const (
-	sourceUpdatedAt  = "updated_at"  // the payload object's updated-at
-	sourceReceivedAt = "received_at" // the receive time
+	sourceUpdatedAt  = eventstream.TimeSourceUpdatedAt  // the payload object's updated-at
+	sourceReceivedAt = eventstream.TimeSourceReceivedAt // the receive time
 )
 
 // timeSourceLabel maps an event's time source (not persona.TimeFromEvent) to its label.

@@ -9,7 +9,6 @@ import (
 	"math"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -272,33 +271,11 @@ func (rc *Receiver) unauthorized(w http.ResponseWriter, err error) outcome {
 }
 
 // publish stores the raw body in the stream, keyed by the event id for JetStream's duplicate
-// window, and waits at most publishTimeout for the PubAck. An event about an inquiry (or a
-// part of one) goes to eventstream.Subject, any other to eventstream.OtherSubject; an event
-// without a time of its own gets received (persona.TimeUnknown). It fails when JetStream is
+// window (see eventstream.Message: events about other objects than inquiries go to a subject
+// of their own), and waits at most publishTimeout for the PubAck. It fails when JetStream is
 // unreachable, slow, refuses the message, or acknowledges it from another stream.
 func (rc *Receiver) publish(ctx context.Context, ev *persona.Event, body []byte, received time.Time) (*jetstream.PubAck, error) {
-	var msg *nats.Msg
-	if ev.AboutInquiry() {
-		msg = nats.NewMsg(eventstream.Subject(ev.Name))
-		msg.Header.Set(eventstream.HeaderInquiryID, ev.InquiryID)
-	} else {
-		msg = nats.NewMsg(eventstream.OtherSubject(ev.Name))
-		if len(ev.RelatedInquiryIDs) > 0 {
-			msg.Header.Set(eventstream.HeaderRelatedInquiryIDs, strings.Join(ev.RelatedInquiryIDs, ","))
-		}
-	}
-	msg.Data = body
-	msg.Header.Set(nats.MsgIdHdr, ev.ID)
-	msg.Header.Set(eventstream.HeaderEventName, ev.Name)
-	at := ev.CreatedAt
-	if ev.TimeSource != persona.TimeFromEvent {
-		if ev.TimeSource == persona.TimeUnknown {
-			at = received
-		}
-		msg.Header.Set(eventstream.HeaderEventTimeSource, timeSourceLabel(ev.TimeSource))
-	}
-	msg.Header.Set(eventstream.HeaderEventCreatedAt, at.UTC().Format(time.RFC3339Nano))
-	msg.Header.Set(eventstream.HeaderReceivedAt, received.UTC().Format(time.RFC3339Nano))
+	msg := eventstream.Message(ev, body, received)
 
 	ctx, cancel := context.WithTimeout(ctx, rc.publishTimeout)
 	defer cancel()

@@ -132,21 +132,16 @@ func (g *generatedEvent) event() *persona.Event {
 		inq.StartedAt = f.startedAt
 	}
 	return &persona.Event{
-		ID: g.ID, Name: g.Name, CreatedAt: g.CreatedAt, InquiryID: f.id, PayloadType: "inquiry", Inquiry: inq,
+		ID: g.ID, Name: g.Name, CreatedAt: g.CreatedAt, TimeSource: persona.TimeFromEvent, InquiryID: f.id,
+		PayloadType: "inquiry", Inquiry: inq,
 	}
 }
 
 // message returns the JetStream message the webhook receiver publishes for this event: the
 // raw body with the same subject and headers.
 func (g *generatedEvent) message(receivedAt time.Time) *nats.Msg {
-	m := nats.NewMsg(eventstream.Subject(g.Name))
-	m.Data = g.Body
-	m.Header.Set(nats.MsgIdHdr, g.ID)
-	m.Header.Set(eventstream.HeaderEventName, g.Name)
-	m.Header.Set(eventstream.HeaderInquiryID, g.InquiryID)
-	m.Header.Set(eventstream.HeaderEventCreatedAt, g.CreatedAt.UTC().Format(time.RFC3339Nano))
-	m.Header.Set(eventstream.HeaderReceivedAt, receivedAt.UTC().Format(time.RFC3339Nano))
-	return m
+	return eventstream.Message(&persona.Event{ID: g.ID, Name: g.Name, CreatedAt: g.CreatedAt,
+		TimeSource: persona.TimeFromEvent, InquiryID: g.InquiryID}, g.Body, receivedAt)
 }
 
 // jsonTime formats t as Persona does, or null for the zero time.
