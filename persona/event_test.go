@@ -265,7 +265,8 @@ func TestParseEventLenient(t *testing.T) {
 	}
 	at := utc("2026-01-05T10:00:00Z")
 	fromUpdated := persona.Event{ID: "evt_1", Name: "inquiry.started", CreatedAt: utc("2026-01-05T10:00:01Z"),
-		TimeSource: persona.TimeFromUpdatedAt, InquiryID: "inq_1", PayloadType: "inquiry", Inquiry: &persona.Inquiry{ID: "inq_1"}}
+		TimeSource: persona.TimeFromUpdatedAt, InquiryID: "inq_1", PayloadType: "inquiry",
+		Inquiry: &persona.Inquiry{ID: "inq_1", UpdatedAt: utc("2026-01-05T10:00:01Z")}}
 	for _, tt := range []struct {
 		name, body string
 		want       persona.Event
