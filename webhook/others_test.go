@@ -10,6 +10,8 @@ import (
 
 	"github.com/resumer/resumer/internal/eventstream"
 	"github.com/resumer/resumer/internal/testenv"
+	"github.com/resumer/resumer/persona/personatest"
+	"github.com/resumer/resumer/webhook"
 )
 
 // TestReceiverStoresEveryPersonaEvent: Persona retries every answer but 2xx for days
@@ -96,5 +98,70 @@ func TestReceiverStoresEveryPersonaEvent(t *testing.T) {
 	}
 	if got := h.value(t, "requests_total", "outcome", "malformed"); got != 0 {
 		t.Errorf("%v requests refused as malformed, want 0", got)
+	}
+}
+
+// TestReceiverAnswersSimulatorShapes: the Persona simulator delivers every shape of
+// PERSONA.md §3-§5 to the receiver (template intervals that shorten the expiry, inquiry events
+// without created-at, case events with relationships.inquiries, events about accounts,
+// reports with a null inquiry, verifications, documents and transactions) and Persona sees a
+// 200 for every delivery (§2): no retry storm. Each is stored once, under the inquiry
+// subjects or, for other objects, under persona.events.other.
+func TestReceiverAnswersSimulatorShapes(t *testing.T) {
+	h := newHarness(t, testenv.NATS(t), func(o *webhook.Options) { o.Now = time.Now })
+	sim := personatest.NewServer(t, personatest.Options{
+		WebhookURLs: []string{h.srv.URL + webhook.Path}, WebhookSecret: string(newSecret),
+		WebhookRetryDelays: []time.Duration{10 * time.Millisecond}, WebhookOmitCreatedAt: true,
+		TemplateIntervals: map[string]personatest.Intervals{"itmpl_week": {AfterCreate: 7 * 24 * time.Hour, AfterStart: 24 * time.Hour}},
+	})
+	inq := sim.CreateInquiry(personatest.InquiryParams{TemplateID: "itmpl_week"})
+	if err := sim.Start(inq.ID); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range []personatest.ObjectEvent{
+		{Name: "account.created"},
+		{Name: "case.created", InquiryIDs: []string{inq.ID}},
+		{Name: "report/watchlist.ready"},
+		{Name: "verification.passed", Type: "verification/government-id", InquiryID: inq.ID},
+		{Name: "verification.passed", Type: "verification/database"},
+		{Name: "document.submitted", Type: "document/generic", InquiryID: inq.ID, OmitCreatedAt: true},
+		{Name: "transaction.created", OmitCreatedAt: true, OmitUpdatedAt: true},
+	} {
+		sim.EmitObjectEvent(e)
+	}
+	events := sim.Events()
+	deadline := time.Now().Add(20 * time.Second)
+	for len(sim.Deliveries()) < len(events) && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	deliveries := sim.Deliveries()
+	if len(deliveries) != len(events) {
+		t.Fatalf("%d deliveries of %d events", len(deliveries), len(events))
+	}
+	for _, d := range deliveries {
+		if !d.OK || d.Status != 200 || d.Attempt != 1 {
+			t.Errorf("%s: attempt %d answered %d (%s), want one 200", d.EventName, d.Attempt, d.Status, d.Err)
+		}
+	}
+	if n := h.stored(t); n != uint64(len(events)) {
+		t.Errorf("stream holds %d messages, want %d", n, len(events))
+	}
+	others := 0
+	for seq := uint64(1); seq <= uint64(len(events)); seq++ {
+		msg, err := h.stream.GetMsg(context.Background(), seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if eventstream.IsOtherSubject(msg.Subject) {
+			others++
+		}
+	}
+	if others != 5 { // account, case, report, the verification and the transaction of no inquiry
+		t.Errorf("%d events under persona.events.other, want 5", others)
+	}
+	for source, want := range map[string]float64{"updated_at": 3, "received_at": 1} {
+		if got := h.value(t, "event_time_fallbacks_total", "source", source); got != want {
+			t.Errorf("event_time_fallbacks_total{source=%q} = %v, want %v", source, got, want)
+		}
 	}
 }

@@ -67,7 +67,7 @@ func (s *Server) handleResume(w http.ResponseWriter, r *http.Request) {
 	}
 	if q.status == persona.StatusExpired {
 		q.status = persona.StatusPending
-		q.expiresAt = now.Add(s.opts.AfterResume)
+		q.expiresAt = now.Add(s.intervals(q.templateID).AfterResume)
 		q.updatedAt = now
 		se = nil // every old session was revoked at expiry
 	}

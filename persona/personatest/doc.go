@@ -6,7 +6,8 @@
 // What it simulates:
 //
 //   - Inquiries with status, template, account, reference id, the email-address and
-//     name-first fields and expires-at (§5: AfterCreate, AfterStart, AfterResume; both
+//     name-first fields and expires-at (§5: AfterCreate, AfterStart, AfterResume, also per
+//     template in TemplateIntervals, so that inquiry.started can shorten the expiry; both
 //     created and pending inquiries expire). The clock is Options.Now plus Advance; passing
 //     expires-at (by Advance or by real time) expires the inquiry and its sessions and
 //     one-time links.
@@ -22,7 +23,10 @@
 //     request header (kebab, camel, snake).
 //   - Webhooks (§1-§4): every status change is delivered to Options.WebhookURLs as a signed
 //     event in Persona's envelope, retried on any answer but 200/201/202/204, optionally
-//     duplicated or reordered.
+//     duplicated or reordered, or without created-at (WebhookOmitCreatedAt, §3). Events
+//     about other objects or an inquiry's parts (§4: account, case with
+//     relationships.inquiries, report with a null inquiry, verification, document,
+//     transaction) come from EmitObjectEvent.
 //   - A stand-in for the hosted flow at GET /verify?inquiry-id=..&session-token=.. and
 //     GET /verify?code=.. (one-time links), which marks the session used.
 //   - Faults for tests: FailNext, Delay; and counters: Requests, PathRequests, RequestLog,

@@ -102,7 +102,7 @@ func (s *Server) CreateInquiry(p InquiryParams) *persona.Inquiry {
 	q := &inquiry{
 		seq: s.seq, id: p.ID, status: persona.StatusCreated, referenceID: p.ReferenceID,
 		templateID: p.TemplateID, accountID: p.AccountID, emailAddress: p.EmailAddress,
-		nameFirst: p.NameFirst, createdAt: now, expiresAt: now.Add(s.opts.AfterCreate),
+		nameFirst: p.NameFirst, createdAt: now, expiresAt: now.Add(s.intervals(p.TemplateID).AfterCreate),
 		templateVersion: s.templateLocked(p.TemplateID).current,
 	}
 	s.inquiries[q.id] = q
@@ -160,7 +160,7 @@ var transitions = map[string]transition{
 	"start": {event: "inquiry.started", to: persona.StatusPending, from: []persona.Status{persona.StatusCreated},
 		apply: func(q *inquiry, now time.Time, s *Server) {
 			q.startedAt = now
-			q.expiresAt = now.Add(s.opts.AfterStart) // PERSONA.md §5: interval after start
+			q.expiresAt = now.Add(s.intervals(q.templateID).AfterStart) // PERSONA.md §5: interval after start
 		}},
 	"complete": {event: "inquiry.completed", to: persona.StatusCompleted,
 		from:  []persona.Status{persona.StatusCreated, persona.StatusPending},

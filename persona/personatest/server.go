@@ -36,6 +36,10 @@ type Options struct {
 	// start (pending) and resume of an expired inquiry; 24 h when zero, except AfterStart,
 	// which defaults to AfterCreate (PERSONA.md §5).
 	AfterCreate, AfterStart, AfterResume time.Duration
+	// TemplateIntervals override the intervals per inquiry template id (PERSONA.md §5:
+	// intervals are set per template and independent, so after-create 7 days with
+	// after-start 24 hours makes inquiry.started carry an earlier expires-at).
+	TemplateIntervals map[string]Intervals
 	// OneTimeLink is a one-time link's lifetime; one hour when zero.
 	OneTimeLink time.Duration
 	// MaxSessions is the number of sessions one inquiry may have; 25 when zero.
@@ -60,6 +64,10 @@ type Options struct {
 	WebhookDuplicates bool
 	// WebhookReorder delivers events that are queued together in reverse order.
 	WebhookReorder bool
+	// WebhookOmitCreatedAt leaves data.attributes.created-at out of every inquiry event, as
+	// some of Persona's published samples do (PERSONA.md §3); the payload's updated-at is
+	// the event's time.
+	WebhookOmitCreatedAt bool
 	// HTTPClient delivers webhooks; a client with WebhookTimeout when nil.
 	HTTPClient *http.Client
 

@@ -6,7 +6,6 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -65,27 +64,7 @@ func (s *Server) emitLocked(name string, q *inquiry, at time.Time) {
 	if at.After(q.updatedAt) {
 		q.updatedAt = at
 	}
-	id := newID("evt_")
-	doc := map[string]any{"data": map[string]any{
-		"type": "event",
-		"id":   id,
-		"attributes": map[string]any{
-			"name":        name,
-			"created-at":  timeValue(at),
-			"redacted-at": nil,
-			"payload": map[string]any{
-				"data":     inquiryResource(q),
-				"included": []any{},
-			},
-		},
-	}}
-	body, _ := json.Marshal(inflect(doc, s.opts.WebhookKeyInflection)) // maps of JSON values always encode
-	ev := Event{ID: id, Name: name, InquiryID: q.id, CreatedAt: at, Body: body, Delivered: !s.webhooksOff,
-		doc: doc["data"].(map[string]any)}
-	s.events = append(s.events, ev)
-	if !s.webhooksOff {
-		s.hooks.enqueue(ev)
-	}
+	s.emitDocLocked(name, q.id, inquiryResource(q), at, s.opts.WebhookOmitCreatedAt)
 }
 
 // SetWebhooks switches webhook delivery on (the default) or off. While it is off, events are
