@@ -183,7 +183,8 @@ func (s *Scheduler) handle(ctx context.Context, c state.Claim, claimedAt time.Ti
 
 // dueStages returns the stages not done for c whose due time (expiry minus the stage) is at
 // or before now, longest first. A stage longer than one already done (say "6h" after "1h",
-// also one this replica does not know) is never due: it would reach the user after it.
+// also one this replica does not know) is never due: it would reach the user after it; nor
+// is a stage added to the configuration after its due time for c (Claim.StageApplies).
 func (s *Scheduler) dueStages(c state.Claim, now time.Time) []Stage {
 	var latest time.Duration = -1
 	for _, name := range c.RemindersSent {
@@ -196,7 +197,8 @@ func (s *Scheduler) dueStages(c state.Claim, now time.Time) []Stage {
 		if latest >= 0 && st.Before >= latest {
 			continue
 		}
-		if !c.StageDone(st.Name) && !c.ExpiresAt.Add(-st.Before).After(now) {
+		at := c.ExpiresAt.Add(-st.Before)
+		if !c.StageDone(st.Name) && !at.After(now) && c.StageApplies(st.Name, at) {
 			due = append(due, st)
 		}
 	}

@@ -10,15 +10,17 @@
 //	<prefix>:{<shard>}:r    HASH  handle -> record, one packed string (see below)
 //	<prefix>:{<shard>}:x    ZSET  created/pending inquiries (handles) scored by expires-at
 //	                              (unix ms): the expiry index, which the reminder sweeps walk
-//	<prefix>:{<shard>}:q    ZSET  the reminder queue: claimed inquiries at their lease's end,
-//	                              released ones at their retry time, and those whose unsent
-//	                              stage a sweep has already passed, at the stage's due time
+//	<prefix>:{<shard>}:q    ZSET  the reminder queue: released inquiries at their retry time,
+//	                              those whose unsent stage a sweep has already passed at the
+//	                              stage's due time, and claimed ones parked beyond any time
 //	<prefix>:{<shard>}:cur  HASH  reminder stage -> "<score>:<handle>", how far that stage's
-//	                              sweep has walked the expiry index
+//	                              sweep has walked the expiry index; "~<stage>" ->
+//	                              "<before ms>/<added ms>/<last claim ms>", the stage epoch
 //	<prefix>:{<shard>}:rt   ZSET  final inquiries scored by the time their retention ends
 //	<prefix>:{<shard>}:c    HASH  status -> number of records in that status (the counters)
 //	<prefix>:{<shard>}:t    HASH  template id <-> the short code records keep instead
-//	<prefix>:{<shard>}:l    HASH  handle -> lease token of the inquiries claimed and not settled
+//	<prefix>:{<shard>}:l    HASH  handle -> "<lease token>|<lease end, Redis ms>|<intent>" of
+//	                              the inquiries claimed and not settled
 //
 // This layout shares no key with the earlier one (a hash per inquiry under
 // <prefix>:{<shard>}:i:<id>, and exp, due, ret, n per shard), whose data it does not read:
@@ -52,10 +54,17 @@
 // need the stage, and moves the cursor. An inquiry the sweep has already passed but which
 // needs the stage again (it became created/pending again, its expires-at moved earlier, its
 // lease holder finished an earlier stage late) is put into the queue instead, at the stage's
-// due time, and ClaimDue claims queued inquiries before sweeping. Claims are leases in the
-// queue (DESIGN.md decision 5). A shard's first sweep of each stage starts at the beginning of
-// the expiry index; a stage added to Config.RemindBefore later applies to the inquiries whose
-// stage time is still ahead when ClaimDue first meets it (the others get their next stage).
+// due time. ClaimDue takes the candidates of the queue, the sweeps and the leases that ran out
+// soonest expiry first across all shards. Claims are leases whose end is on Redis's clock
+// (DESIGN.md decision 5); the holder records its send intent under the lease before sending
+// (RecordIntent), and a takeover returns it (Claim.Intent). A shard's first sweep of each
+// stage starts at the beginning of the expiry index; a stage added to Config.RemindBefore
+// later (or removed for over an hour and added back) gets an epoch: it applies only to the
+// inquiries whose stage time is at or after it (Claim.StagesAdded; the others get their next
+// stage). A stage is never due once a later stage (closer to expiry) is done. Replicas with
+// different stage lists (a rolling deploy) schedule by the union of the stages some claim ran
+// with in the last hour, so neither erases the other's, and a replica leaves a queued
+// inquiry to the replicas whose configuration has the stage it waits for.
 //
 // # Applying events
 //

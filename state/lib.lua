@@ -239,6 +239,58 @@ local function stageList(stages)
   return out
 end
 
+-- Stage epochs. Next to each stage's cursor the cursors hash keeps a field "~<name>" =
+-- "<before ms>/<added>/<seen>": the stage's time before expiry, when it was added (unix ms on
+-- the claimers' clock; 0 when it has applied from the start) and when a claim last ran with
+-- it in its configuration (Redis TIME). A stage applies to an inquiry only when its due time
+-- is at or after its added time. (An older "~<name>" value is just <seen>.)
+
+-- STALE: a stage no claim has run with for this long, while claims ran with others, has been
+-- removed from every replica's configuration; added back, it starts afresh.
+local STALE = 3600000
+
+-- stageInfo returns the stage epochs among the cursors hash's fields (flat, as HGETALL
+-- returns them): name -> { before ms, added, seen }.
+local function stageInfo(flat)
+  local out = {}
+  for i = 1, #flat, 2 do
+    local k = flat[i]
+    if string.sub(k, 1, 1) == '~' then
+      local name = string.sub(k, 2)
+      local b, a, seen = string.match(flat[i + 1], '^(%d+)/(%d+)/(%d+)$')
+      if b then
+        out[name] = { tonumber(b), tonumber(a), tonumber(seen) }
+      else
+        out[name] = { stageMs(name) or 0, 0, tonumber(flat[i + 1]) or 0 }
+      end
+    end
+  end
+  return out
+end
+
+-- liveStages returns the stages of the caller's configuration (stageList(stages)) and the
+-- other stages some claim ran with within STALE of the latest claim (another replica's
+-- configuration, say during a rolling deploy), each { name, before ms, added }, longest
+-- first. Scheduling by all of them keeps one replica from erasing another's stages.
+local function liveStages(stages, info)
+  local list, have, newest = {}, {}, 0
+  for _, v in pairs(info) do
+    if v[3] > newest then newest = v[3] end
+  end
+  for _, st in ipairs(stageList(stages)) do
+    local inf = info[st[1]]
+    list[#list + 1] = { st[1], st[2], inf and inf[2] or 0 }
+    have[st[1]] = true
+  end
+  for name, v in pairs(info) do
+    if not have[name] and v[1] > 0 and newest - v[3] <= STALE then
+      list[#list + 1] = { name, v[1], v[2] }
+    end
+  end
+  table.sort(list, function(a, b) return a[2] > b[2] end)
+  return list
+end
+
 -- schedule puts inquiry id into the queue at the earliest due time among its unsent stages
 -- whose cursor has passed it, or takes it out when there is none (the sweeps will find its
 -- other unsent stages). rec is its record; an inquiry that is not created/pending, has no
@@ -259,9 +311,9 @@ local function schedule(queue, curkey, id, rec, stages, fresh)
     end
     if reached then
       local curs = cursors(curkey)
-      for _, st in ipairs(stageList(stages)) do
-        if not stageDone(rec.rm, st[1], st[2]) and passed(curs[st[1]], x, id) then
-          local at = x - st[2]
+      for _, st in ipairs(liveStages(stages, stageInfo(flat))) do
+        local at = x - st[2]
+        if at >= st[3] and not stageDone(rec.rm, st[1], st[2]) and passed(curs[st[1]], x, id) then
           if best == nil or at < best then best = at end
         end
       end

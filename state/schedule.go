@@ -29,8 +29,11 @@ var settleLua string
 var backlogLua string
 
 // claimFields is the number of reply entries schedule_claim.lua returns per claim, after its
-// two leading entries (Redis's now and the leases' end).
-const claimFields = 5
+// claimHeader leading entries (Redis's now, the leases' end, the stages' added times).
+const (
+	claimFields = 5
+	claimHeader = 3
+)
 
 // Claim is one inquiry whose next reminder is due, claimed by Store.ClaimDue with a lease:
 // until LeaseUntil no other ClaimDue returns it, and only the holder of LeaseToken can settle
@@ -69,6 +72,18 @@ type Claim struct {
 	// (RecordIntent), or "". Its send may or may not have happened: the stage must not be
 	// sent again (settle it done, as uncertain).
 	Intent string
+	// StagesAdded holds, per stage of the claimer's configuration, when it was added to a
+	// configuration that already had stages (the claimer's clock): such a stage applies only
+	// to inquiries whose due time for it is at or after then. A stage that is absent, or
+	// added at the zero time, has applied from the start.
+	StagesAdded map[string]time.Time
+}
+
+// StageApplies reports whether stage name, due at dueAt for this inquiry, applies to it: its
+// due time is not before the stage was added (see StagesAdded).
+func (c Claim) StageApplies(name string, dueAt time.Time) bool {
+	added, ok := c.StagesAdded[name]
+	return !ok || added.IsZero() || !dueAt.Before(added)
 }
 
 // StageDone reports whether stage (a stage name like "6h") is done for the inquiry.
@@ -233,8 +248,15 @@ func decodeClaims(cmd *redis.Cmd) ([]Claim, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(reply) < 2 || (len(reply)-2)%claimFields != 0 {
+	if len(reply) < claimHeader || (len(reply)-claimHeader)%claimFields != 0 {
 		return nil, fmt.Errorf("unexpected claim reply of %d entries", len(reply))
+	}
+	added := map[string]time.Time{}
+	for _, e := range strings.Split(reply[2], ",") {
+		name, ms, ok := strings.Cut(e, "=")
+		if v, err := strconv.ParseInt(ms, 10, 64); ok && err == nil && v > 0 {
+			added[name] = time.UnixMilli(v).UTC()
+		}
 	}
 	redisNow, err1 := strconv.ParseInt(reply[0], 10, 64)
 	ends, err2 := strconv.ParseInt(reply[1], 10, 64)
@@ -243,17 +265,18 @@ func decodeClaims(cmd *redis.Cmd) ([]Claim, error) {
 	}
 	until := time.UnixMilli(ends).UTC()
 	left := time.Duration(ends-redisNow) * time.Millisecond
-	reply = reply[2:]
+	reply = reply[claimHeader:]
 	claims := make([]Claim, 0, len(reply)/claimFields)
 	var errs []error
 	for i := 0; i < len(reply); i += claimFields {
 		f := reply[i : i+claimFields]
 		c := Claim{
-			LeaseToken: f[2],
-			LeaseUntil: until,
-			LeaseLeft:  left,
-			TookOver:   f[3] == "1",
-			Intent:     f[4],
+			LeaseToken:  f[2],
+			LeaseUntil:  until,
+			LeaseLeft:   left,
+			TookOver:    f[3] == "1",
+			Intent:      f[4],
+			StagesAdded: added,
 		}
 		var r record
 		if err := decodeRecord(f[1], &r); err != nil {

@@ -28,13 +28,14 @@
 --
 -- A shard swept for the first time sweeps every stage from the beginning of the expiry index.
 -- A stage new to the shard applies to the inquiries whose stage time is still ahead: its
--- sweep starts after those it is already due for. A stage whose cursor has not been used
--- while other stages were swept for longer than STALE (it was removed from the configuration
--- and added back) starts afresh the same way; its cursor's age is kept as "~<name>" fields of
--- the cursors hash (last use, Redis ms), which the cursor readers ignore.
+-- sweep starts after those it is already due for, and its added time (stage epochs in
+-- lib.lua) keeps the queue from bringing back the others. A stage no claim has run with for
+-- longer than STALE while claims ran with others (it was removed from the configuration and
+-- added back) starts afresh the same way, not from its old cursor.
 --
 -- Returns, in peek mode, the expiries (unix ms) of up to limit candidates, soonest first. In
--- claim mode: Redis's now (ms, with the offset), the leases' end, then 5 entries per claim:
+-- claim mode: Redis's now (ms, with the offset), the leases' end, the stages' added times
+-- ("<name>=<ms>,..."; 0: from the start), then 5 entries per claim:
 -- handle, the record as it was before the claim, the lease token, '1' when the claim took
 -- over a lease that ran out unsettled ('0' otherwise), and the send intent found ('' none).
 
@@ -47,7 +48,6 @@ local maxExp = ARGV[10] ~= '' and tonumber(ARGV[10]) or nil
 local t = redis.call('TIME')
 local rnow = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[11])
 local leaseEnd = rnow + tonumber(ARGV[2])
-local STALE = 3600000
 
 purge(recs, exp, queue, KEYS[4], KEYS[5], leases, tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8]))
 
@@ -75,34 +75,22 @@ for i = 1, #flat, 2 do
   end
 end
 
--- The queue.
-for _, id in ipairs(redis.call('ZRANGEBYSCORE', queue, '-inf', int(now), 'LIMIT', 0, limit * 2 + 16)) do
-  if redis.call('HEXISTS', leases, id) == 0 then
-    local raw = redis.call('HGET', recs, id)
-    if raw then
-      add(id, raw, decode(raw), false, '')
-    else
-      redis.call('ZREM', queue, id)
-    end
-  end
-end
-
--- The sweeps.
+-- The stages: set up those new to the shard (or added back after being removed), and note
+-- that a claim ran with them (see stage epochs in lib.lua).
 local stages = stageList(ARGV[5])
 local curs = cursors(curkey)
 local first = next(curs) == nil
-local seen = {}
-for _, st in ipairs(stages) do
-  local last = tonumber(redis.call('HGET', curkey, '~' .. st[1]) or '0')
-  seen[st[1]] = last
-end
+local info = stageInfo(redis.call('HGETALL', curkey))
 local newest = 0
-for _, v in pairs(seen) do
-  if v > newest then newest = v end
+for _, v in pairs(info) do
+  if v[3] > newest then newest = v[3] end
 end
+local added = {} -- stage name -> added
 for _, st in ipairs(stages) do
   local name = st[1]
-  local stale = curs[name] ~= nil and seen[name] > 0 and newest - seen[name] > STALE
+  local inf = info[name]
+  local stale = curs[name] ~= nil and inf ~= nil and inf[3] > 0 and newest - inf[3] > STALE
+  added[name] = inf and inf[2] or 0
   if curs[name] == nil or stale then
     if first then
       curs[name] = false
@@ -110,10 +98,43 @@ for _, st in ipairs(stages) do
     else
       curs[name] = { now + st[2] + 1, '' }
       redis.call('HSET', curkey, name, int(now + st[2] + 1) .. ':')
+      added[name] = now
     end
   end
-  redis.call('HSET', curkey, '~' .. name, int(rnow))
+  redis.call('HSET', curkey, '~' .. name, int(st[2]) .. '/' .. int(added[name]) .. '/' .. int(rnow))
+  info[name] = { st[2], added[name], rnow }
 end
+local live = liveStages(ARGV[5], info)
+
+-- dueFor reports whether one of the stages in list is due for rec at now: not done (nor a
+-- later one), its time come, and at or after the stage was added.
+local function dueFor(rec, list)
+  for _, st in ipairs(list) do
+    local at = rec.x - st[2]
+    local from = st[3] or added[st[1]] or 0
+    if at <= now and at >= from and not stageDone(rec.rm, st[1], st[2]) then return true end
+  end
+  return false
+end
+
+-- The queue. A queued inquiry that none of this configuration's stages is due for is left to
+-- the replicas whose configuration has the stage it waits for; when no live stage is due
+-- for it either, it is scheduled anew.
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', queue, '-inf', int(now), 'LIMIT', 0, limit * 2 + 16)) do
+  if redis.call('HEXISTS', leases, id) == 0 then
+    local raw = redis.call('HGET', recs, id)
+    local rec = decode(raw)
+    if not rec then
+      redis.call('ZREM', queue, id)
+    elseif not (resumable(rec.s) and rec.x and not rec.rd) or dueFor(rec, stages) then
+      add(id, raw, rec, false, '')
+    elseif not dueFor(rec, live) then
+      schedule(queue, curkey, id, rec, ARGV[5], false)
+    end
+  end
+end
+
+-- The sweeps.
 local read = {} -- stage name -> list of { position, handle or false (not a candidate) }
 for _, st in ipairs(stages) do
   local name, hi = st[1], now + st[2]
@@ -165,7 +186,11 @@ if peek then
   return out
 end
 
-local out, taken, n = { int(rnow), int(leaseEnd) }, {}, 0
+local epochs = {}
+for _, st in ipairs(stages) do
+  epochs[#epochs + 1] = st[1] .. '=' .. int(added[st[1]])
+end
+local out, taken, n = { int(rnow), int(leaseEnd), table.concat(epochs, ',') }, {}, 0
 for _, id in ipairs(order) do
   if n >= limit then break end
   local c = cands[id]
