@@ -182,6 +182,7 @@ func (s *Store) applyCall(ev *persona.Event, now int64) (scriptCall, error) {
 		s.stageArg,
 		rest,
 		s.funnelExpireAt(now),
+		winbackFlag(s.cfg.WinbackContact),
 	}
 	keys := append(s.keys.shardKeys(shard), s.keys.funnel(shard, funnelDay(time.UnixMilli(now))))
 	return scriptCall{keys: keys, args: args}, nil
@@ -196,4 +197,12 @@ func eventDigest(eventID string) string {
 	var b [8]byte
 	binary.BigEndian.PutUint64(b[:], h.Sum64())
 	return string(b[:6])
+}
+
+// winbackFlag is ARGV[28] of apply.lua: "1" keeps the contact of expired inquiries.
+func winbackFlag(keep bool) string {
+	if keep {
+		return "1"
+	}
+	return ""
 }

@@ -18,6 +18,7 @@
 --  25 reminder stages "<name>:<before ms>,..." (longest first)
 --  26 the rest of the inquiry id (see splitID in pack.go)
 --  27 when the funnel bucket expires (unix s)
+--  28 '1' to keep e-mail and first name of an expired inquiry (for its win-back message)
 --
 -- Rules (DESIGN.md decision 2, PERSONA.md §2, §4, §5):
 -- * An event without an inquiry snapshot (about an inquiry session, verification or
@@ -144,6 +145,9 @@ if cand ~= '' then
   end
 end
 local open = resumable(status)
+-- keepContact: e-mail and name stay while the inquiry can still be reminded (created/pending,
+-- or expired when win-back messages are on; winback.lua deletes them once it is done).
+local keepContact = open or (status == 'expired' and ARGV[28] == '1')
 
 -- Fields (times are numbers).
 local view = {}
@@ -162,14 +166,14 @@ for i, f in ipairs(fields) do
     end
     if v ~= cur[name] and (current or cur[name] == nil) then
       view[name] = v
-      if open or (name ~= 'em' and name ~= 'nf') then
+      if keepContact or (name ~= 'em' and name ~= 'nf') then
         rec[name] = v
         changed = true
       end
     end
   end
 end
-if not open then
+if not keepContact then
   rec.em, rec.nf = nil, nil
 end
 

@@ -98,6 +98,10 @@ type Config struct {
 	ReplicaAcks int
 	// ReplicaTimeout bounds the wait for ReplicaAcks, default DefaultReplicaTimeout.
 	ReplicaTimeout time.Duration
+	// WinbackContact keeps the e-mail address and first name of an inquiry that expired, for
+	// its win-back message (ClaimWinbacks), instead of deleting them at expiry; the win-back
+	// deletes them once done, the purge with the record at the latest (DESIGN.md decision 8).
+	WinbackContact bool
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// LeaseClockOffset, when set, is added to Redis's TIME wherever reminder leases are
@@ -124,6 +128,7 @@ type Store struct {
 	backlog  *redis.Script
 	read     *redis.Script
 	mark     *redis.Script
+	winback  *redis.Script
 	funnel   funnelMetrics
 }
 
@@ -198,6 +203,7 @@ func New(client redis.UniversalClient, cfg Config) (*Store, error) {
 		settle:   redis.NewScript(libLua + settleLua),
 		backlog:  redis.NewScript(libLua + backlogLua),
 		read:     redis.NewScript(libLua + readLua),
+		winback:  redis.NewScript(libLua + winbackLua),
 		mark:     redis.NewScript(libLua + funnelMarkLua),
 		funnel:   newFunnelMetrics(cfg.Registerer),
 	}, nil
