@@ -112,8 +112,9 @@ func (set *templateSet) parseDir(fsys fs.FS) error {
 	return nil
 }
 
-// stageNameRE is what a stage name must look like to select a template file.
-var stageNameRE = regexp.MustCompile(`^[0-9]+[hms]$`)
+// stageNameRE is what a stage name must look like to select a template file: a reminder
+// stage ("6h") or the win-back (WinbackStage).
+var stageNameRE = regexp.MustCompile(`^[0-9]+[hms]$|^` + WinbackStage + `$`)
 
 // pick returns the template to use for part (a general file name such as
 // "subject.txt.tmpl") at stage: the stage-specific file's when there is one.

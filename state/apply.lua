@@ -50,7 +50,9 @@
 --   lease on (in the leases hash) is left alone (the lease holder, or whoever takes the lease
 --   over, schedules it from the record). A record that stops being created/pending leaves
 --   the queue and loses its reminder bookkeeping ('ra', 'rd') but not its lease: the holder
---   still records the stage it sent; 'rm' stays, so a stage is never sent twice.
+--   still records the stage it sent; 'rm' stays, so a stage is never sent twice for one
+--   expiry. An expired record that becomes created/pending again (resumed) loses 'rm': its
+--   stages apply anew to the new expiry.
 -- * Funnel (funnel.go): on a reminded record ('fa'), an event at or after the reminder counts
 --   each funnel step once per reminder: resumed (inquiry-session.started, inquiry.started,
 --   inquiry.transitioned, or any completion), completed (the status moving to completed,
@@ -270,6 +272,11 @@ if status ~= old then
 end
 if open and nx then
   redis.call('ZADD', exp, int(nx), id)
+  if old == 'expired' then
+    -- Revived: a resume made the expired inquiry pending again with a new expiry
+    -- (PERSONA.md §6), so its reminder stages start over for that expiry.
+    rec.rm = nil
+  end
   if (nx ~= x or not resumable(old)) and redis.call('HEXISTS', leases, id) == 0 then
     rec.rd = nil
     schedule(queue, curkey, id, rec, ARGV[25], isNew)

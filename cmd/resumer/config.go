@@ -84,6 +84,9 @@ type config struct {
 	HoldoutSalt         string
 	FunnelRetention     time.Duration
 
+	WinbackWithin   time.Duration
+	WinbackLinkMode notify.LinkMode
+
 	ReconcileInterval time.Duration
 	ReconcileBudget   float64
 	ReconcileLookback time.Duration
@@ -321,6 +324,16 @@ var settings = []setting{
 	{env: "RESUMER_NOTIFY_WEBHOOK_URL", usage: "customer endpoint the webhook channel POSTs reminders to", set: setHTTPURL(func(c *config) *string { return &c.NotifyWebhookURL })},
 	{env: "RESUMER_NOTIFY_WEBHOOK_SECRET", usage: "Standard Webhooks secret (whsec_...) signing reminder webhooks", secret: true,
 		set: func(c *config, v string) error { c.NotifyWebhookSecret = v; return nil }},
+	{env: "RESUMER_WINBACK_WITHIN", def: "0s", usage: "send one win-back message once an inquiry expired, while its expiry is younger than this (0: off); keeps the e-mail of expired inquiries until then", set: setDuration(0, func(c *config) *time.Duration { return &c.WinbackWithin })},
+	{env: "RESUMER_WINBACK_LINK_MODE", def: "redirect", usage: "win-back link: redirect (/r/ link, minted on click; the api role then resumes expired inquiries for RESUMER_WINBACK_WITHIN) or one-time-link (resume now, 2 Persona calls)",
+		set: func(c *config, v string) error {
+			m, err := notify.ParseLinkMode(v)
+			if err == nil && m != notify.LinkRedirect && m != notify.LinkOneTimeLink {
+				err = fmt.Errorf("want redirect or one-time-link, got %q", v)
+			}
+			c.WinbackLinkMode = m
+			return err
+		}},
 	{env: "RESUMER_RECONCILE_INTERVAL", def: "15m", usage: "time between reconciliation passes of the reconcile role (replay missed events, re-check open inquiries)", set: setDuration(time.Second, func(c *config) *time.Duration { return &c.ReconcileInterval })},
 	{env: "RESUMER_RECONCILE_BUDGET", def: "20%", usage: "share of RESUMER_PERSONA_RATE reconciliation may use, and only while reminders and the API leave it free",
 		set: func(c *config, v string) error {

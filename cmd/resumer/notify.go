@@ -55,44 +55,9 @@ func newScheduler(cfg *config, rdb redis.UniversalClient, logger *slog.Logger, r
 	if err != nil {
 		return nil, err
 	}
-	var channels []notify.Channel
-	for _, name := range cfg.Channels {
-		switch name {
-		case "email":
-			if cfg.SMTPURL == "" {
-				return nil, errors.New("RESUMER_SMTP_URL: required by the email channel")
-			}
-			if cfg.MailFrom == "" {
-				return nil, errors.New("RESUMER_MAIL_FROM: required by the email channel")
-			}
-			ch, err := notify.NewEmailChannel(notify.EmailOptions{
-				URL:          cfg.SMTPURL,
-				Password:     cfg.SMTPPassword,
-				From:         cfg.MailFrom,
-				RequireTLS:   cfg.SMTPRequireTLS,
-				TemplatesDir: cfg.TemplatesDir,
-				Logger:       logger,
-				Registerer:   reg,
-			})
-			if err != nil {
-				return nil, fmt.Errorf("email channel: %w", err)
-			}
-			channels = append(channels, ch)
-		case "webhook":
-			if cfg.NotifyWebhookURL == "" || cfg.NotifyWebhookSecret == "" {
-				return nil, errors.New("RESUMER_NOTIFY_WEBHOOK_URL and RESUMER_NOTIFY_WEBHOOK_SECRET: required by the webhook channel")
-			}
-			ch, err := notify.NewWebhookChannel(notify.WebhookOptions{
-				URL:        cfg.NotifyWebhookURL,
-				Secret:     cfg.NotifyWebhookSecret,
-				Logger:     logger,
-				Registerer: reg,
-			})
-			if err != nil {
-				return nil, fmt.Errorf("webhook channel: %w", err)
-			}
-			channels = append(channels, ch)
-		}
+	channels, err := newChannels(cfg, logger, reg)
+	if err != nil {
+		return nil, err
 	}
 	holdout := notify.Holdout{Percent: cfg.HoldoutPercent, Salt: cfg.HoldoutSalt}
 	if holdout.Percent > 0 && holdout.Salt == "" {
@@ -162,7 +127,7 @@ func newAPIServer(cfg *config, rdb redis.UniversalClient, logger *slog.Logger, r
 		Persona:          client,
 		Keys:             cfg.APIKeys,
 		MinRemaining:     cfg.ResumeMinRemaining,
-		ExpiredWithin:    cfg.ResumeExpiredWithin,
+		ExpiredWithin:    resumeExpiredWithin(cfg),
 		MintLimit:        cfg.ResumeMintLimit,
 		MintWindow:       cfg.ResumeMintWindow,
 		KeyRate:          cfg.APIKeyRate,

@@ -202,6 +202,13 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, stdout io.Writ
 			}
 			return nil
 		})
+		if cfg.WinbackWithin > 0 {
+			wb, err := newWinback(cfg, rdb, logger, reg)
+			if err != nil {
+				return fmt.Errorf("notify role: win-back: %w", err)
+			}
+			g.Go(func() error { return wb.Run(roleCtx) })
+		}
 	}
 
 	if cfg.has("reconcile") {
@@ -290,6 +297,7 @@ func stateConfig(cfg *config, reg prometheus.Registerer) state.Config {
 		Retention:        cfg.Retention,
 		ExpiryDefault:    cfg.ExpiryDefault,
 		ExpiryByTemplate: cfg.ExpiryByTemplate,
+		WinbackContact:   cfg.WinbackWithin > 0,
 	}
 }
 

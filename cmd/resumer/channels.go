@@ -1,0 +1,108 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/resumer/resumer/link"
+	"github.com/resumer/resumer/notify"
+	"github.com/resumer/resumer/state"
+)
+
+// newChannels builds the reminder channels of RESUMER_CHANNELS (the scheduler's and the
+// win-back's). Every missing setting is an error naming it.
+func newChannels(cfg *config, logger *slog.Logger, reg prometheus.Registerer) ([]notify.Channel, error) {
+	var channels []notify.Channel
+	for _, name := range cfg.Channels {
+		switch name {
+		case "email":
+			if cfg.SMTPURL == "" {
+				return nil, errors.New("RESUMER_SMTP_URL: required by the email channel")
+			}
+			if cfg.MailFrom == "" {
+				return nil, errors.New("RESUMER_MAIL_FROM: required by the email channel")
+			}
+			ch, err := notify.NewEmailChannel(notify.EmailOptions{
+				URL:          cfg.SMTPURL,
+				Password:     cfg.SMTPPassword,
+				From:         cfg.MailFrom,
+				RequireTLS:   cfg.SMTPRequireTLS,
+				TemplatesDir: cfg.TemplatesDir,
+				Logger:       logger,
+				Registerer:   reg,
+			})
+			if err != nil {
+				return nil, fmt.Errorf("email channel: %w", err)
+			}
+			channels = append(channels, ch)
+		case "webhook":
+			if cfg.NotifyWebhookURL == "" || cfg.NotifyWebhookSecret == "" {
+				return nil, errors.New("RESUMER_NOTIFY_WEBHOOK_URL and RESUMER_NOTIFY_WEBHOOK_SECRET: required by the webhook channel")
+			}
+			ch, err := notify.NewWebhookChannel(notify.WebhookOptions{
+				URL:        cfg.NotifyWebhookURL,
+				Secret:     cfg.NotifyWebhookSecret,
+				Logger:     logger,
+				Registerer: reg,
+			})
+			if err != nil {
+				return nil, fmt.Errorf("webhook channel: %w", err)
+			}
+			channels = append(channels, ch)
+		}
+	}
+	return channels, nil
+}
+
+// newWinback builds the win-back of expired inquiries (RESUMER_WINBACK_WITHIN > 0) for the
+// notify role: its channels, its link mode and the stale-inquiry guard.
+func newWinback(cfg *config, rdb redis.UniversalClient, logger *slog.Logger, reg prometheus.Registerer) (*notify.Winback, error) {
+	store, err := state.New(rdb, stateConfig(cfg, reg))
+	if err != nil {
+		return nil, err
+	}
+	channels, err := newChannels(cfg, logger, reg)
+	if err != nil {
+		return nil, err
+	}
+	opts := notify.WinbackOptions{
+		Store:            store,
+		Channels:         channels,
+		Within:           cfg.WinbackWithin,
+		Mode:             cfg.WinbackLinkMode,
+		MaxAge:           maxAgeOption(cfg.ResumeMaxAge),
+		MaxAgeByTemplate: cfg.ResumeMaxAgeByTmpl,
+		Fallbacks:        link.Fallbacks(cfg.FallbackTemplates),
+		HostedFlowURL:    cfg.HostedFlowURL,
+		Interval:         max(cfg.NotifyInterval, 5*time.Second),
+		Lease:            cfg.NotifyLease,
+		Logger:           logger,
+		Registerer:       reg,
+	}
+	if cfg.WinbackLinkMode == notify.LinkRedirect {
+		if opts.Redirect, err = redirectSigner(cfg); err != nil {
+			return nil, fmt.Errorf("RESUMER_WINBACK_LINK_MODE=redirect: %w", err)
+		}
+	} else {
+		if opts.Persona, err = newPersonaClient(cfg, rdb, logger, reg); err != nil {
+			return nil, err
+		}
+	}
+	return notify.NewWinback(opts)
+}
+
+// resumeExpiredWithin is the api role's window for resuming expired inquiries: the setting,
+// widened to the win-back window when win-back messages carry redirect links, whose clicks
+// resume expired inquiries.
+func resumeExpiredWithin(cfg *config) time.Duration {
+	if cfg.WinbackWithin > 0 && cfg.WinbackLinkMode == notify.LinkRedirect {
+		return max(cfg.ResumeExpiredWithin, cfg.WinbackWithin)
+	}
+	return cfg.ResumeExpiredWithin
+}
+
