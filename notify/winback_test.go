@@ -93,7 +93,7 @@ func TestWinbackSendsOnceInsideItsWindow(t *testing.T) {
 		if err != nil || claims.Stage != WinbackStage {
 			t.Errorf("link %s: %+v, %v", raw, claims, err)
 		}
-		if inq := e.inquiry(t, claims.InquiryID); !claims.ExpiresAt.Equal(inq.ExpiredAt.Add(72*time.Hour).Truncate(time.Second)) {
+		if inq := e.inquiry(t, claims.InquiryID); !claims.ExpiresAt.Equal(inq.ExpiredAt.Add(72 * time.Hour).Truncate(time.Second)) {
 			t.Errorf("link expires %v, want the window's end %v", claims.ExpiresAt, inq.ExpiredAt.Add(72*time.Hour))
 		}
 		if m.Subject != "Your identity verification can still be finished" {

@@ -105,4 +105,3 @@ func resumeExpiredWithin(cfg *config) time.Duration {
 	}
 	return cfg.ResumeExpiredWithin
 }
-
