@@ -415,6 +415,17 @@ func scanKey(b []byte, i int) int {
 // scanString checks the string at b[i] (a '"'); it returns the offset after it, or -1.
 func scanString(b []byte, i int) int {
 	for i++; i < len(b); i++ {
+		// Most bytes of a string need no check but this one: skip them 8 at a time.
+		for i+8 <= len(b) && plainInString[b[i]]&plainInString[b[i+1]]&plainInString[b[i+2]]&plainInString[b[i+3]]&
+			plainInString[b[i+4]]&plainInString[b[i+5]]&plainInString[b[i+6]]&plainInString[b[i+7]] == 1 {
+			i += 8
+		}
+		for i < len(b) && plainInString[b[i]] == 1 {
+			i++
+		}
+		if i >= len(b) {
+			return -1
+		}
 		switch c := b[i]; {
 		case c == '"':
 			return i + 1
@@ -444,6 +455,17 @@ func scanString(b []byte, i int) int {
 	}
 	return -1
 }
+
+// plainInString is 1 for the bytes a JSON string may contain as they are (all but control
+// characters, '"' and the backslash), 0 for the others.
+var plainInString = func() (t [256]uint8) {
+	for c := range t {
+		if c >= 0x20 && c != '"' && c != '\\' {
+			t[c] = 1
+		}
+	}
+	return t
+}()
 
 // scanLiteral checks that b[i:] starts with lit; it returns the offset after it, or -1.
 func scanLiteral(b []byte, i int, lit string) int {

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -40,6 +41,7 @@ type harness struct {
 	reg    *prometheus.Registry
 	logs   *testenv.Buffer
 	srv    *httptest.Server
+	sentMu sync.Mutex
 	sent   []string // every v1 the test sent, none of which may reach a log line
 }
 
@@ -121,9 +123,11 @@ func (h *harness) post(t *testing.T, headerName, headerValue string, body io.Rea
 	if headerName != "" {
 		req.Header[headerName] = []string{headerValue}
 		if sets, err := webhook.ParseSignatureHeader(headerValue); err == nil {
+			h.sentMu.Lock()
 			for _, s := range sets {
 				h.sent = append(h.sent, fmt.Sprintf("%x", s.Signature))
 			}
+			h.sentMu.Unlock()
 		}
 	}
 	resp, err := h.srv.Client().Do(req)

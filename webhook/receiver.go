@@ -43,6 +43,19 @@ type Publisher interface {
 	PublishMsg(ctx context.Context, msg *nats.Msg, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error)
 }
 
+// AsyncPublisher is a Publisher that can also publish without waiting for the PubAck and
+// return a future for it; jetstream.JetStream satisfies it. When Options.Publisher is one,
+// the receiver publishes through PublishMsgAsync and waits for each request's own future, so
+// that the requests in flight share the connection's writes and the server's replies instead
+// of each making its own round trip. The receiver abandons a future when its publish times
+// out; create the JetStream with jetstream.WithPublishAsyncTimeout (about the publish timeout)
+// so that an abandoned future is dropped rather than counted against
+// jetstream.WithPublishAsyncMaxPending until the connection reconnects.
+type AsyncPublisher interface {
+	Publisher
+	PublishMsgAsync(msg *nats.Msg, opts ...jetstream.PublishOpt) (jetstream.PubAckFuture, error)
+}
+
 // Options configures a Receiver. Publisher and one non-empty secret are required; every other
 // zero value means the default named on the field.
 type Options struct {
@@ -60,8 +73,12 @@ type Options struct {
 	// RetryAfter is sent, rounded up to whole seconds, with every 503; default
 	// DefaultRetryAfter.
 	RetryAfter time.Duration
-	// Publisher stores events, normally a jetstream.JetStream.
+	// Publisher stores events, normally a jetstream.JetStream. An AsyncPublisher is used
+	// asynchronously unless SyncPublish is set.
 	Publisher Publisher
+	// SyncPublish makes the receiver call PublishMsg, one round trip per request, even when
+	// Publisher is an AsyncPublisher. The guarantees are the same either way.
+	SyncPublish bool
 	// Stream is the stream the events subject must belong to; a publish that lands in any
 	// other stream fails. Default eventstream.DefaultStream.
 	Stream string
@@ -76,20 +93,23 @@ type Options struct {
 
 // Receiver is the http.Handler for Persona's webhooks. It is safe for concurrent use.
 type Receiver struct {
-	secrets        [][]byte
 	tolerance      time.Duration
 	maxBodyBytes   int64
 	publishTimeout time.Duration
 	retryAfter     string
 	publisher      Publisher
+	async          AsyncPublisher // nil: publish with publisher.PublishMsg
 	stream         string
 	log            *slog.Logger
 	now            func() time.Time
 	metrics        *metrics
 	// bodies recycles request body buffers (*bytes.Buffer): nothing refers to a body once
-	// its request is answered (the NATS client copies what it publishes, and the event's
-	// fields are copies).
+	// its event is acknowledged or refused before publishing (the NATS client copies what it
+	// publishes, and the event's fields are copies). A body whose publish failed is not
+	// recycled: an abandoned asynchronous publish may still be resent from it.
 	bodies sync.Pool
+	// macs hold keyed HMAC-SHA256 states, one pool per secret.
+	macs macPools
 }
 
 // New returns a Receiver configured by opts. It fails when opts has no non-empty secret, no
@@ -120,7 +140,6 @@ func New(opts Options) (*Receiver, error) {
 		return nil, fmt.Errorf("create webhook receiver: negative Options.RetryAfter %v", opts.RetryAfter)
 	}
 	rc := &Receiver{
-		secrets:        secrets,
 		tolerance:      orDefault(opts.Tolerance, DefaultTolerance),
 		maxBodyBytes:   orDefault(opts.MaxBodyBytes, DefaultMaxBodyBytes),
 		publishTimeout: orDefault(opts.PublishTimeout, DefaultPublishTimeout),
@@ -141,6 +160,10 @@ func New(opts Options) (*Receiver, error) {
 	if rc.now == nil {
 		rc.now = time.Now
 	}
+	if ap, ok := opts.Publisher.(AsyncPublisher); ok && !opts.SyncPublish {
+		rc.async = ap
+	}
+	rc.macs = newMACPools(secrets)
 	rc.metrics = newMetrics(opts.Registerer)
 	return rc, nil
 }
@@ -183,8 +206,9 @@ func (rc *Receiver) serve(w http.ResponseWriter, r *http.Request) outcome {
 	if buf == nil {
 		buf = new(bytes.Buffer)
 	}
+	recycle := true
 	defer func() {
-		if buf.Cap() <= maxPooledBody {
+		if recycle && buf.Cap() <= maxPooledBody {
 			buf.Reset()
 			rc.bodies.Put(buf)
 		}
@@ -201,7 +225,7 @@ func (rc *Receiver) serve(w http.ResponseWriter, r *http.Request) outcome {
 		return outcomeMalformed
 	}
 	received := rc.now()
-	if err := verifySets(sets, body, rc.secrets, received, rc.tolerance); err != nil {
+	if err := verifySets(sets, body, rc.macs.sum, len(rc.macs), received, rc.tolerance); err != nil {
 		return rc.unauthorized(w, err)
 	}
 	// The envelope is all the receiver routes by; the worker reads the inquiry.
@@ -215,6 +239,7 @@ func (rc *Receiver) serve(w http.ResponseWriter, r *http.Request) outcome {
 	}
 	ack, err := rc.publish(r.Context(), ev, body, received)
 	if err != nil {
+		recycle = false
 		rc.log.Warn("event not stored, asking Persona to retry",
 			"event_id", ev.ID, "event_name", ev.Name, "err", err)
 		w.Header().Set("Retry-After", rc.retryAfter)
@@ -276,11 +301,16 @@ func (rc *Receiver) unauthorized(w http.ResponseWriter, err error) outcome {
 // unreachable, slow, refuses the message, or acknowledges it from another stream.
 func (rc *Receiver) publish(ctx context.Context, ev *persona.Event, body []byte, received time.Time) (*jetstream.PubAck, error) {
 	msg := eventstream.Message(ev, body, received)
-
-	ctx, cancel := context.WithTimeout(ctx, rc.publishTimeout)
-	defer cancel()
 	start := time.Now()
-	ack, err := rc.publisher.PublishMsg(ctx, msg, jetstream.WithExpectStream(rc.stream))
+	var ack *jetstream.PubAck
+	var err error
+	if rc.async != nil {
+		ack, err = rc.publishAsync(ctx, msg)
+	} else {
+		ctx, cancel := context.WithTimeout(ctx, rc.publishTimeout)
+		ack, err = rc.publisher.PublishMsg(ctx, msg, jetstream.WithExpectStream(rc.stream))
+		cancel()
+	}
 	rc.metrics.publishDuration.Observe(time.Since(start).Seconds())
 	if err != nil {
 		return nil, fmt.Errorf("publish event to stream %s: %w", rc.stream, err)
@@ -289,6 +319,31 @@ func (rc *Receiver) publish(ctx context.Context, ev *persona.Event, body []byte,
 		return nil, fmt.Errorf("publish event to stream %s: no acknowledgement from that stream", rc.stream)
 	}
 	return ack, nil
+}
+
+// errPublishTimeout is the error of a publish whose PubAck did not come within the publish
+// timeout.
+var errPublishTimeout = errors.New("no PubAck within the publish timeout")
+
+// publishAsync publishes msg without waiting on the connection and waits for its PubAck
+// future, at most publishTimeout and not past ctx.
+func (rc *Receiver) publishAsync(ctx context.Context, msg *nats.Msg) (*jetstream.PubAck, error) {
+	f, err := rc.async.PublishMsgAsync(msg, jetstream.WithExpectStream(rc.stream))
+	if err != nil {
+		return nil, err
+	}
+	timer := time.NewTimer(rc.publishTimeout)
+	defer timer.Stop()
+	select {
+	case ack := <-f.Ok():
+		return ack, nil
+	case err := <-f.Err():
+		return nil, err
+	case <-timer.C:
+		return nil, errPublishTimeout
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 // refuse answers code with its status text as a short, generic body.

@@ -6,8 +6,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -164,13 +166,21 @@ func Verify(header string, body []byte, secrets [][]byte, now time.Time, toleran
 	if err != nil {
 		return err
 	}
-	return verifySets(sets, body, secrets, now, tolerance)
+	return verifySets(sets, body, func(i int, t int64, body []byte) []byte {
+		if len(secrets[i]) == 0 {
+			return nil
+		}
+		return signature(t, body, secrets[i])
+	}, len(secrets), now, tolerance)
 }
 
 // verifySets is Verify after parsing, so the receiver can refuse a bad header before it reads
 // the body. The timestamp is checked only for a set whose signature matches, so ErrTooOld and
 // ErrInFuture always describe a genuine, if stale, Persona delivery.
-func verifySets(sets []SignatureSet, body []byte, secrets [][]byte, now time.Time, tolerance time.Duration) error {
+//
+// sum(i, t, body) is the MAC of "<t>.<body>" under the i-th of n secrets, nil for an empty
+// secret.
+func verifySets(sets []SignatureSet, body []byte, sum func(i int, t int64, body []byte) []byte, n int, now time.Time, tolerance time.Duration) error {
 	if tolerance <= 0 {
 		tolerance = DefaultTolerance
 	}
@@ -190,11 +200,9 @@ func verifySets(sets []SignatureSet, body []byte, secrets [][]byte, now time.Tim
 			}
 		}
 		if sums == nil {
-			sums = make([][]byte, len(secrets))
-			for i, secret := range secrets {
-				if len(secret) > 0 {
-					sums[i] = signature(set.Timestamp, body, secret)
-				}
+			sums = make([][]byte, n)
+			for i := range n {
+				sums[i] = sum(i, set.Timestamp, body)
 			}
 			computed = append(computed, macs{t: set.Timestamp, sums: sums})
 		}
@@ -238,12 +246,37 @@ func Sign(body []byte, secret []byte, t time.Time) string {
 
 // signature is HMAC-SHA256(secret, "<t>.<body>").
 func signature(t int64, body, secret []byte) []byte {
-	mac := hmac.New(sha256.New, secret)
-	var buf [20]byte
-	mac.Write(strconv.AppendInt(buf[:0], t, 10))
-	mac.Write([]byte{'.'})
+	return writeSigned(hmac.New(sha256.New, secret), t, body)
+}
+
+// writeSigned writes "<t>.<body>" to a keyed, reset mac and returns its sum.
+func writeSigned(mac hash.Hash, t int64, body []byte) []byte {
+	var buf [21]byte
+	b := strconv.AppendInt(buf[:0], t, 10)
+	mac.Write(append(b, '.'))
 	mac.Write(body)
 	return mac.Sum(nil)
+}
+
+// macPools keeps keyed HMAC-SHA256 states for a receiver's secrets, one pool per secret:
+// keying a new HMAC hashes the key twice and allocates, on every request otherwise.
+type macPools []*sync.Pool
+
+func newMACPools(secrets [][]byte) macPools {
+	p := make(macPools, len(secrets))
+	for i, secret := range secrets {
+		p[i] = &sync.Pool{New: func() any { return hmac.New(sha256.New, secret) }}
+	}
+	return p
+}
+
+// sum returns HMAC-SHA256 of "<t>.<body>" under the i-th secret.
+func (p macPools) sum(i int, t int64, body []byte) []byte {
+	mac := p[i].Get().(hash.Hash)
+	s := writeSigned(mac, t, body)
+	mac.Reset()
+	p[i].Put(mac)
+	return s
 }
 
 func isSpace(r rune) bool { return r == ' ' || r == '\t' }

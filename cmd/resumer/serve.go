@@ -93,7 +93,10 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, stdout io.Writ
 		}
 		nc = link.nc
 		defer nc.Close()
-		if js, err = jetstream.New(nc); err != nil {
+		// The receiver publishes asynchronously and waits for each PubAck future at most
+		// RESUMER_PUBLISH_TIMEOUT; a future it gave up on is dropped after as long, so it
+		// does not count against the pending limit until the next reconnect.
+		if js, err = jetstream.New(nc, jetstream.WithPublishAsyncTimeout(cfg.PublishTimeout)); err != nil {
 			return fmt.Errorf("open jetstream: %w", err)
 		}
 		checks.add("nats", link.check)

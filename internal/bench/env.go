@@ -71,12 +71,12 @@ func newRunID() (string, uint64) {
 
 // connectNATS opens a connection for one role of a scenario (the receiver, the worker, the
 // load generator), as the service opens one per process.
-func connectNATS(url, name string) (*nats.Conn, jetstream.JetStream, error) {
+func connectNATS(url, name string, opts ...jetstream.JetStreamOpt) (*nats.Conn, jetstream.JetStream, error) {
 	nc, err := nats.Connect(url, nats.Name(name), nats.MaxReconnects(-1))
 	if err != nil {
 		return nil, nil, fmt.Errorf("connect to nats %s: %w", url, err)
 	}
-	js, err := jetstream.New(nc)
+	js, err := jetstream.New(nc, opts...)
 	if err != nil {
 		nc.Close()
 		return nil, nil, fmt.Errorf("jetstream on %s: %w", url, err)

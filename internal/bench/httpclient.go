@@ -45,11 +45,17 @@ func newWebhookPoster(rawURL string, secret []byte) (*webhookPoster, error) {
 
 // post signs body now and POSTs it; anything but 200 is an error.
 func (p *webhookPoster) post(ctx context.Context, body []byte) error {
+	return p.postSigned(ctx, body, webhook.Sign(body, p.secret, time.Now()))
+}
+
+// postSigned POSTs body with the Persona-Signature header value signature (made by
+// webhook.Sign within the receiver's tolerance); anything but 200 is an error.
+func (p *webhookPoster) postSigned(ctx context.Context, body []byte, signature string) error {
 	pc, err := p.conn(ctx)
 	if err != nil {
 		return err
 	}
-	status, err := pc.roundTrip(ctx, p, body)
+	status, err := pc.roundTrip(ctx, p, body, signature)
 	if err != nil {
 		pc.c.Close()
 		return err
@@ -91,7 +97,7 @@ func (p *webhookPoster) close() {
 }
 
 // roundTrip writes one request and reads its answer, returning the status code.
-func (pc *posterConn) roundTrip(ctx context.Context, p *webhookPoster, body []byte) (int, error) {
+func (pc *posterConn) roundTrip(ctx context.Context, p *webhookPoster, body []byte, signature string) (int, error) {
 	deadline := time.Now().Add(p.timeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
@@ -105,7 +111,7 @@ func (pc *posterConn) roundTrip(ctx context.Context, p *webhookPoster, body []by
 	b = append(b, "\r\nContent-Type: application/json\r\nContent-Length: "...)
 	b = strconv.AppendInt(b, int64(len(body)), 10)
 	b = append(b, "\r\n"+webhook.SignatureHeader+": "...)
-	b = append(b, webhook.Sign(body, p.secret, time.Now())...)
+	b = append(b, signature...)
 	b = append(b, "\r\n\r\n"...)
 	b = append(b, body...)
 	pc.buf = b

@@ -48,7 +48,8 @@ type receiverServer struct {
 }
 
 func startReceiver(natsURL, stream string, secret []byte) (*receiverServer, error) {
-	nc, js, err := connectNATS(natsURL, "resumer-bench-receiver")
+	// As the webhook role connects (cmd/resumer): abandoned PubAck futures time out.
+	nc, js, err := connectNATS(natsURL, "resumer-bench-receiver", jetstream.WithPublishAsyncTimeout(webhook.DefaultPublishTimeout))
 	if err != nil {
 		return nil, err
 	}
@@ -117,21 +118,32 @@ func (e *env) ingestPhase(ctx context.Context, o IngestOptions, kind string, rou
 	}
 	defer e.deleteStream(stream)
 
+	// Goroutines started below carry pprof labels: role=raw-publisher (the baseline's client),
+	// role=receiver (HTTP server, handler and its NATS connection), role=loadgen (the HTTP
+	// client posting webhooks); the embedded NATS server's carry none.
 	var do func(ctx context.Context, i int) error
+	var setupErr error
 	switch kind {
 	case "baseline":
-		nc, js, err := connectNATS(e.natsURL, "resumer-bench-publisher")
-		if err != nil {
-			return loadResult{}, err
+		var nc *nats.Conn
+		var js jetstream.JetStream
+		withRole(ctx, "raw-publisher", func(context.Context) {
+			nc, js, setupErr = connectNATS(e.natsURL, "resumer-bench-publisher")
+		})
+		if setupErr != nil {
+			return loadResult{}, setupErr
 		}
 		defer nc.Close()
 		do = func(ctx context.Context, i int) error {
 			return publishRaw(ctx, js, stream, &events[i%len(events)])
 		}
 	case "receiver":
-		rs, err := startReceiver(e.natsURL, stream, e.secret)
-		if err != nil {
-			return loadResult{}, err
+		var rs *receiverServer
+		withRole(ctx, "receiver", func(context.Context) {
+			rs, setupErr = startReceiver(e.natsURL, stream, e.secret)
+		})
+		if setupErr != nil {
+			return loadResult{}, setupErr
 		}
 		defer rs.close()
 		poster, err := newWebhookPoster(rs.url, e.secret)
@@ -139,14 +151,36 @@ func (e *env) ingestPhase(ctx context.Context, o IngestOptions, kind string, rou
 			return loadResult{}, err
 		}
 		defer poster.close()
+		// Persona signs its webhooks: the signatures are made before the phase (well within
+		// the receiver's 5-minute tolerance), so the CPU measured is not the signer's.
+		n := min(o.Requests, len(events))
+		if perSecond > 0 {
+			n = min(int(perSecond*o.LatencyDuration.Seconds())+1, len(events))
+		}
+		signed := make([]string, n)
+		now := time.Now()
+		for i := range signed {
+			signed[i] = webhook.Sign(events[i].Body, e.secret, now)
+		}
 		do = func(ctx context.Context, i int) error {
-			return poster.post(ctx, events[i%len(events)].Body)
+			return poster.postSigned(ctx, events[i%n].Body, signed[i%n])
 		}
 	}
-	if perSecond > 0 {
-		return openLoop(ctx, perSecond, o.LatencyDuration, o.MaxInFlight, do), nil
+	role := "loadgen"
+	if kind == "baseline" {
+		role = "raw-publisher"
 	}
-	return closedLoop(ctx, o.Concurrency, min(o.Requests, len(events)), o.Duration, do), nil
+	var res loadResult
+	withRole(ctx, role, func(ctx context.Context) {
+		cpu0 := processCPU()
+		if perSecond > 0 {
+			res = openLoop(ctx, perSecond, o.LatencyDuration, o.MaxInFlight, do)
+		} else {
+			res = closedLoop(ctx, o.Concurrency, min(o.Requests, len(events)), o.Duration, do)
+		}
+		res.CPU = processCPU() - cpu0
+	})
+	return res, nil
 }
 
 // runIngest measures signed webhooks per second through the receiver to PubAck against the
@@ -155,7 +189,7 @@ func (e *env) ingestPhase(ctx context.Context, o IngestOptions, kind string, rou
 // share of a noisy machine; each ratio is taken within a round.
 func (e *env) runIngest(ctx context.Context, o IngestOptions) (*Table, error) {
 	t := newTable("ingest", "signed webhooks through the receiver to PubAck vs. raw JetStream publish",
-		"phase", "round", "requests", "errors", "time", "rate", "p50", "p99", "max")
+		"phase", "round", "requests", "errors", "time", "rate", "CPU/req", "p50", "p99", "max")
 	inquiries := (o.Requests + 1) / 2
 	if o.Rate > 0 {
 		inquiries = max(inquiries, (int(o.Rate*o.LatencyDuration.Seconds())+1)/2)
@@ -170,9 +204,9 @@ func (e *env) runIngest(ctx context.Context, o IngestOptions) (*Table, error) {
 	t.note("%d distinct events, %d B per body on average (%d to %d B), each request signed when sent; concurrency %d; each phase on a fresh stream",
 		len(events), size/len(events), minBody(events), maxBody(events), o.Concurrency)
 
-	var base, recv, ratios []float64
+	var base, recv, ratios, baseCPU, recvCPU, cpuRatios []float64
 	for round := 1; round <= o.Rounds; round++ {
-		var rates [2]float64
+		var rates, cpus [2]float64
 		for k, kind := range []string{"baseline", "receiver"} {
 			e.log("ingest: round %d, %s", round, kind)
 			res, err := e.ingestPhase(ctx, o, kind, round, events, 0)
@@ -185,12 +219,15 @@ func (e *env) runIngest(ctx context.Context, o IngestOptions) (*Table, error) {
 			if res.FirstErr != nil {
 				t.note("round %d %s: %d errors, first: %v", round, kind, res.Failed, res.FirstErr)
 			}
-			t.row(kind, itoa(round), itoa(res.OK), itoa(res.Failed), secs(res.Elapsed), rate(res.Rate()),
+			t.row(kind, itoa(round), itoa(res.OK), itoa(res.Failed), secs(res.Elapsed), rate(res.Rate()), us(res.CPUPerOK()),
 				ms(percentile(res.Latencies, 50)), ms(percentile(res.Latencies, 99)), ms(percentile(res.Latencies, 100)))
 			rates[k] = res.Rate()
+			cpus[k] = float64(res.CPUPerOK()) / float64(time.Microsecond)
 		}
 		base, recv = append(base, rates[0]), append(recv, rates[1])
 		ratios = append(ratios, rates[1]/rates[0])
+		baseCPU, recvCPU = append(baseCPU, cpus[0]), append(recvCPU, cpus[1])
+		cpuRatios = append(cpuRatios, cpus[1]/cpus[0])
 	}
 	mb, mr, rt := median(base), median(recv), median(ratios)
 	t.Metrics["baseline_rate"] = mb
@@ -199,6 +236,14 @@ func (e *env) runIngest(ctx context.Context, o IngestOptions) (*Table, error) {
 	t.target("throughput", "≥ 0.50 × raw publish", rt, rt >= 0.5,
 		fmt.Sprintf("%.2f × (median of %d rounds' ratios %s; median rates: receiver %s, raw %s)",
 			rt, o.Rounds, ratioList(ratios), rate(mr), rate(mb)))
+	mbc, mrc, rc := median(baseCPU), median(recvCPU), median(cpuRatios)
+	t.Metrics["baseline_cpu_us_per_req"] = mbc
+	t.Metrics["receiver_cpu_us_per_req"] = mrc
+	t.Metrics["cpu_ratio"] = rc
+	t.target("CPU per webhook", "≤ 2.0 × raw publish's", rc, rc <= 2,
+		fmt.Sprintf("%.2f × (median of %d rounds' ratios %s; median CPU per accepted request: receiver %.1f µs, raw %.1f µs)",
+			rc, o.Rounds, ratioList(cpuRatios), mrc, mbc))
+	t.note("CPU/req is the whole process's CPU time (getrusage) over the phase per request answered 200 (or PubAck): with the embedded NATS it counts NATS too, and the load generator's side on both (the raw publisher is the baseline's client; the receiver's includes the HTTP client posting and signing the webhooks, so the receiver's figure is an upper bound); with --nats-url the NATS server's CPU is not counted")
 	if o.Rate <= 0 || o.LatencyWindows <= 0 {
 		return t, nil
 	}
@@ -218,7 +263,7 @@ func (e *env) runIngest(ctx context.Context, o IngestOptions) (*Table, error) {
 			offered := float64(res.OK+res.Failed) / res.Offered.Seconds()
 			p50, p99 := percentile(res.Latencies, 50), percentile(res.Latencies, 99)
 			t.row(kind+" @"+strconv.FormatFloat(o.Rate, 'f', 0, 64)+"/s", itoa(w), itoa(res.OK), itoa(res.Failed+res.Skipped),
-				secs(res.Elapsed), rate(offered)+" offered", ms(p50), ms(p99), ms(percentile(res.Latencies, 100)))
+				secs(res.Elapsed), rate(offered)+" offered", us(res.CPUPerOK()), ms(p50), ms(p99), ms(percentile(res.Latencies, 100)))
 			if res.FirstErr != nil {
 				t.note("%s at %.0f/s, window %d: %d errors, first: %v", kind, o.Rate, w, res.Failed, res.FirstErr)
 			}

@@ -21,6 +21,16 @@ type loadResult struct {
 	// so a late dispatch counts against the system (no coordinated omission).
 	Latencies []time.Duration
 	FirstErr  error
+	// CPU is the process's CPU time over the loop (processCPU), where the caller measured it.
+	CPU time.Duration
+}
+
+// CPUPerOK is the CPU time per completed request; zero when nothing completed.
+func (r loadResult) CPUPerOK() time.Duration {
+	if r.OK == 0 {
+		return 0
+	}
+	return r.CPU / time.Duration(r.OK)
 }
 
 // Rate is the completed requests per second.

@@ -132,6 +132,11 @@ func ms(d time.Duration) string {
 	}
 }
 
+// us formats a duration in microseconds, e.g. "31.6 µs".
+func us(d time.Duration) string {
+	return strconv.FormatFloat(float64(d)/float64(time.Microsecond), 'f', 1, 64) + " µs"
+}
+
 func msf(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
 func secs(d time.Duration) string { return strconv.FormatFloat(d.Seconds(), 'f', 2, 64) + " s" }
