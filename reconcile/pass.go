@@ -320,7 +320,7 @@ func syntheticEvent(d Difference) (*persona.Event, []byte) {
 // stream already held the event id (its duplicate window).
 func (p *pass) publish(ctx context.Context, ev *persona.Event, body []byte, source string) (dup bool, err error) {
 	o := p.r.opts
-	msg := eventstream.Message(ev, body, o.Now())
+	msg := o.Subjects.Message(ev, body, o.Now())
 	msg.Header.Set(eventstream.HeaderSource, source)
 	bo := backoff.NewExponentialBackOff()
 	bo.InitialInterval = 200 * time.Millisecond

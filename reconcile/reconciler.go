@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/resumer/resumer/internal/eventstream"
 	"github.com/resumer/resumer/persona"
 	"github.com/resumer/resumer/state"
 )
@@ -72,6 +73,9 @@ type Options struct {
 	// webhook receiver publishes to).
 	Publisher Publisher
 	Stream    string
+	// Subjects is the deployment's subject scheme (RESUMER_SUBJECT_PREFIX); the zero value
+	// is eventstream's default prefix.
+	Subjects eventstream.Subjects
 	// Interval is the time between two passes of Run (jittered by up to a tenth);
 	// DefaultInterval when zero.
 	Interval time.Duration

@@ -50,6 +50,12 @@ type harness struct {
 // secrets, the signatures and the personal data of the fixture.
 func newHarness(t *testing.T, s *server.Server, configure func(*webhook.Options)) *harness {
 	t.Helper()
+	return newHarnessWith(t, s, eventstream.Subjects{}, configure)
+}
+
+// newHarnessWith is newHarness with a stream (and receiver) under the given subject scheme.
+func newHarnessWith(t *testing.T, s *server.Server, subjects eventstream.Subjects, configure func(*webhook.Options)) *harness {
+	t.Helper()
 	// No reconnect buffer: while NATS is away a publish fails at once instead of queueing.
 	nc, err := nats.Connect(s.ClientURL(),
 		nats.ReconnectBufSize(-1), nats.MaxReconnects(-1),
@@ -65,7 +71,7 @@ func newHarness(t *testing.T, s *server.Server, configure func(*webhook.Options)
 	h := &harness{nats: s, nc: nc, js: js, name: testenv.Prefix(t), reg: prometheus.NewRegistry(), logs: &testenv.Buffer{}}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if h.stream, err = eventstream.Ensure(ctx, js, eventstream.Config{Name: h.name}); err != nil {
+	if h.stream, err = eventstream.Ensure(ctx, js, eventstream.Config{Name: h.name, Subjects: subjects}); err != nil {
 		t.Fatal(err)
 	}
 	opts := webhook.Options{
@@ -74,6 +80,7 @@ func newHarness(t *testing.T, s *server.Server, configure func(*webhook.Options)
 		PublishTimeout: 500 * time.Millisecond,
 		Publisher:      js,
 		Stream:         h.name,
+		Subjects:       subjects,
 		Logger:         slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Registerer:     h.reg,
 		Now:            func() time.Time { return receiverNow },

@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/resumer/resumer/internal/eventstream"
 	"github.com/resumer/resumer/internal/testenv"
 	"github.com/resumer/resumer/webhook"
 )
@@ -198,4 +199,35 @@ func serveSigned(rc *webhook.Receiver, body []byte) *httptest.ResponseRecorder {
 	w := httptest.NewRecorder()
 	rc.ServeHTTP(w, req)
 	return w
+}
+
+// TestReceiverSubjectPrefix: with a deployment's own prefix, events are published under it
+// and land in that deployment's stream, beside another deployment's in the same account.
+func TestReceiverSubjectPrefix(t *testing.T) {
+	s := testenv.NATS(t)
+	production := newHarness(t, s, nil)
+	staging, err := eventstream.NewSubjects("staging.persona.events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newHarnessWith(t, s, staging, nil)
+	body := readFixture(t, "inquiry-started.json")
+	if r := h.deliver(t, body, now); r.status != http.StatusOK {
+		t.Fatalf("status = %d (%q), want 200", r.status, r.body)
+	}
+	if n := h.stored(t); n != 1 {
+		t.Fatalf("staging stream holds %d messages, want 1", n)
+	}
+	if n := production.stored(t); n != 0 {
+		t.Fatalf("production stream holds %d messages, want 0", n)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	msg, err := h.stream.GetMsg(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if msg.Subject != "staging.persona.events.inquiry.started" {
+		t.Errorf("subject = %q, want staging.persona.events.inquiry.started", msg.Subject)
+	}
 }

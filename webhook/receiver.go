@@ -82,6 +82,9 @@ type Options struct {
 	// Stream is the stream the events subject must belong to; a publish that lands in any
 	// other stream fails. Default eventstream.DefaultStream.
 	Stream string
+	// Subjects is the deployment's subject scheme: an event is published to
+	// Subjects.Event(name). The zero value is eventstream's default, persona.events.
+	Subjects eventstream.Subjects
 	// Logger receives the receiver's logs, with component=webhook; default: discard.
 	Logger *slog.Logger
 	// Registerer receives the receiver's metrics; nil registers them nowhere.
@@ -100,6 +103,7 @@ type Receiver struct {
 	publisher      Publisher
 	async          AsyncPublisher // nil: publish with publisher.PublishMsg
 	stream         string
+	subjects       eventstream.Subjects
 	log            *slog.Logger
 	now            func() time.Time
 	metrics        *metrics
@@ -145,6 +149,7 @@ func New(opts Options) (*Receiver, error) {
 		publishTimeout: orDefault(opts.PublishTimeout, DefaultPublishTimeout),
 		publisher:      opts.Publisher,
 		stream:         opts.Stream,
+		subjects:       opts.Subjects,
 		log:            opts.Logger,
 		now:            opts.Now,
 	}
@@ -300,7 +305,7 @@ func (rc *Receiver) unauthorized(w http.ResponseWriter, err error) outcome {
 // of their own), and waits at most publishTimeout for the PubAck. It fails when JetStream is
 // unreachable, slow, refuses the message, or acknowledges it from another stream.
 func (rc *Receiver) publish(ctx context.Context, ev *persona.Event, body []byte, received time.Time) (*jetstream.PubAck, error) {
-	msg := eventstream.Message(ev, body, received)
+	msg := rc.subjects.Message(ev, body, received)
 	start := time.Now()
 	var ack *jetstream.PubAck
 	var err error

@@ -45,7 +45,7 @@ func (w *Worker) decode(ctx context.Context, msgs []jetstream.Msg) *batch {
 			_ = m.Term()
 			continue
 		}
-		if eventstream.IsOtherSubject(m.Subject()) {
+		if w.opts.Subjects.IsOther(m.Subject()) {
 			w.skip(m)
 			continue
 		}

@@ -119,7 +119,9 @@ func ReplayDeadLetters(ctx context.Context, js jetstream.JetStream, dlq string, 
 // replayOne publishes the dead letter seq to its original subject.
 func replayOne(ctx context.Context, js jetstream.JetStream, seq uint64, header nats.Header, data []byte) error {
 	subject := header.Get(eventstream.HeaderDeadSubject)
-	if !strings.HasPrefix(subject, eventstream.SubjectPrefix) {
+	// The events subjects' prefix is the deployment's (RESUMER_SUBJECT_PREFIX); whatever it
+	// is, a dead letter never goes back to a dead-letter subject.
+	if subject == "" || eventstream.IsDLQSubject(subject) {
 		return fmt.Errorf("replay dead letter %d: original subject %q is not an event subject", seq, subject)
 	}
 	m := nats.NewMsg(subject)

@@ -73,6 +73,10 @@ type Options struct {
 	// DLQStream is the dead-letter stream (eventstream.DefaultDLQStream); Run creates or
 	// updates it with eventstream.EnsureDLQ, with the events stream's replica count.
 	DLQStream string
+	// Subjects is the deployment's subject scheme (RESUMER_SUBJECT_PREFIX): events on its
+	// Other subjects are about other objects than inquiries and are acknowledged without
+	// being applied. The zero value is eventstream's default prefix.
+	Subjects eventstream.Subjects
 	// MaxDeliver is how many times JetStream delivers a message before giving up on it and the
 	// worker dead-letters it (DefaultMaxDeliver). At least 1.
 	MaxDeliver int

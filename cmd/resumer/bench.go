@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/resumer/resumer/internal/bench"
+	"github.com/resumer/resumer/internal/eventstream"
 )
 
 // benchCommand implements `resumer bench [flags] [scenario ...]`: the load generator and
@@ -31,6 +32,7 @@ func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	redisURL := fs.String("redis-url", d.RedisURL, "Redis to write the run's keys to (bench-<run>-..., deleted at the end)")
 	natsURL := fs.String("nats-url", "", "NATS server to use instead of an embedded one (no other stream may claim persona.events.>)")
+	natsSync := fs.String("nats-sync", "", "embedded NATS sync_interval: always or a duration (default: nats-server's, 2m)")
 	jsonPath := fs.String("json", "", "also write the report as JSON to this file")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	memProfile := fs.String("memprofile", "", "write an allocation profile of the whole run to this file")
@@ -65,6 +67,13 @@ func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	o.RedisURL, o.NATSURL, o.Scenarios = *redisURL, *natsURL, fs.Args()
+	if *natsSync != "" {
+		sync, err := eventstream.ParseSync(*natsSync)
+		if err != nil {
+			return fmt.Errorf("bench: --nats-sync: %w", err)
+		}
+		o.NATSSync = sync
+	}
 	if len(o.Scenarios) == 1 && o.Scenarios[0] == "all" {
 		o.Scenarios = nil
 	}

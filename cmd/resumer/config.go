@@ -17,6 +17,7 @@ import (
 
 	"github.com/resumer/resumer/api"
 	"github.com/resumer/resumer/brand"
+	"github.com/resumer/resumer/internal/eventstream"
 	"github.com/resumer/resumer/internal/redisconn"
 	"github.com/resumer/resumer/link"
 	"github.com/resumer/resumer/notify"
@@ -30,6 +31,8 @@ type config struct {
 	AdminAddr      string
 	NATSURL        string
 	Stream         string
+	Subjects       eventstream.Subjects
+	DevNATSSync    eventstream.Sync
 	StreamReplicas int
 	StreamMaxAge   time.Duration
 	DedupWindow    time.Duration
@@ -157,6 +160,24 @@ var settings = []setting{
 			return nil
 		}},
 	{env: "RESUMER_STREAM", def: "PERSONA_EVENTS", usage: "JetStream stream holding received events", set: setName(func(c *config) *string { return &c.Stream })},
+	{env: "RESUMER_SUBJECT_PREFIX", def: eventstream.DefaultSubjectPrefix, usage: "prefix of the events subjects (<prefix>.<event name>; the stream claims <prefix>.>): one per deployment sharing a NATS account",
+		set: func(c *config, v string) error {
+			if v == "" {
+				return errors.New("want a subject prefix such as persona.events")
+			}
+			s, err := eventstream.NewSubjects(v)
+			if err != nil {
+				return err
+			}
+			c.Subjects = s
+			return nil
+		}},
+	{env: "RESUMER_DEV_NATS_SYNC", def: "always", usage: "`dev` only: how often its embedded NATS fsyncs JetStream: always (before every PubAck) or an interval such as 1s (nats-server's default is 2m)",
+		set: func(c *config, v string) error {
+			s, err := eventstream.ParseSync(v)
+			c.DevNATSSync = s
+			return err
+		}},
 	{env: "RESUMER_STREAM_REPLICAS", def: "1", usage: "stream replicas (3 on a NATS cluster)", set: setInt(1, 5, func(c *config) *int { return &c.StreamReplicas })},
 	{env: "RESUMER_STREAM_MAX_AGE", def: "7d", usage: "how long the stream keeps events for replay", set: setDuration(time.Minute, func(c *config) *time.Duration { return &c.StreamMaxAge })},
 	{env: "RESUMER_DEDUP_WINDOW", def: "1h", usage: "JetStream duplicate window for event ids", set: setDuration(time.Second, func(c *config) *time.Duration { return &c.DedupWindow })},

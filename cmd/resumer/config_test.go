@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/resumer/resumer/internal/eventstream"
 )
 
 // TestREADMEListsEverySetting fails when the README's configuration table and the settings
@@ -80,6 +82,27 @@ func TestLoadConfig(t *testing.T) {
 				t.Errorf("intervals: %v", c.ExpiryByTemplate)
 			}
 		}},
+		{name: "subject prefix and dev sync", env: map[string]string{"RESUMER_SUBJECT_PREFIX": "staging.persona.events", "RESUMER_DEV_NATS_SYNC": "1s"},
+			check: func(t *testing.T, c *config) {
+				if got := c.Subjects.Event("inquiry.started"); got != "staging.persona.events.inquiry.started" {
+					t.Errorf("subject %q", got)
+				}
+				if c.DevNATSSync != (eventstream.Sync{Interval: time.Second}) {
+					t.Errorf("dev nats sync %v", c.DevNATSSync)
+				}
+			}},
+		{name: "default subject prefix and dev sync", check: func(t *testing.T, c *config) {
+			if got := c.Subjects.Filter(); got != "persona.events.>" {
+				t.Errorf("subjects %q", got)
+			}
+			if !c.DevNATSSync.Always {
+				t.Errorf("dev nats sync %v, want always", c.DevNATSSync)
+			}
+		}},
+		{name: "subject prefix with a wildcard", env: map[string]string{"RESUMER_SUBJECT_PREFIX": "persona.*"}, wantErr: "RESUMER_SUBJECT_PREFIX"},
+		{name: "subject prefix with a trailing dot", env: map[string]string{"RESUMER_SUBJECT_PREFIX": "persona.events."}, wantErr: "RESUMER_SUBJECT_PREFIX"},
+		{name: "empty subject prefix", args: []string{"--subject-prefix="}, wantErr: "RESUMER_SUBJECT_PREFIX"},
+		{name: "bad dev sync", env: map[string]string{"RESUMER_DEV_NATS_SYNC": "sometimes"}, wantErr: "RESUMER_DEV_NATS_SYNC"},
 		{name: "missing secret file", env: map[string]string{"RESUMER_WEBHOOK_SECRETS_FILE": "/nonexistent/x"}, wantErr: "RESUMER_WEBHOOK_SECRETS_FILE"},
 		{name: "bad duration", env: map[string]string{"RESUMER_WEBHOOK_TOLERANCE": "soon"}, wantErr: "RESUMER_WEBHOOK_TOLERANCE"},
 		{name: "duration too small", env: map[string]string{"RESUMER_DEDUP_WINDOW": "1ms"}, wantErr: "RESUMER_DEDUP_WINDOW"},

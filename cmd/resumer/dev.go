@@ -75,7 +75,7 @@ func devCommand(ctx context.Context, args []string, getenv func(string) string, 
 	}
 	defer stopRedis()
 	if !cfg.explicit["RESUMER_NATS_URL"] {
-		ns, err := eventstream.StartEmbedded("resumer-dev", filepath.Join(dir, "nats"))
+		ns, err := eventstream.StartEmbedded("resumer-dev", filepath.Join(dir, "nats"), cfg.DevNATSSync)
 		if err != nil {
 			return err
 		}

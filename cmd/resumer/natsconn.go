@@ -91,7 +91,8 @@ func (l *natsLink) check(context.Context) error {
 
 // publisher guards a JetStream publisher: while NATS is not connected a publish fails at once
 // with the connection's real error instead of nats.go's placeholder.
-func (l *natsLink) publisher(js jetstream.JetStream) webhook.Publisher {
+// It is a webhook.AsyncPublisher, so the receiver publishes through PubAck futures.
+func (l *natsLink) publisher(js jetstream.JetStream) webhook.AsyncPublisher {
 	return guardedPublisher{link: l, js: js}
 }
 
@@ -105,4 +106,11 @@ func (p guardedPublisher) PublishMsg(ctx context.Context, msg *nats.Msg, opts ..
 		return nil, err
 	}
 	return p.js.PublishMsg(ctx, msg, opts...)
+}
+
+func (p guardedPublisher) PublishMsgAsync(msg *nats.Msg, opts ...jetstream.PublishOpt) (jetstream.PubAckFuture, error) {
+	if err := p.link.check(context.Background()); err != nil {
+		return nil, err
+	}
+	return p.js.PublishMsgAsync(msg, opts...)
 }

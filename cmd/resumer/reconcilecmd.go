@@ -61,6 +61,7 @@ func newReconciler(cfg *config, rdb redis.UniversalClient, js jetstream.JetStrea
 		Store:      store,
 		Persona:    client,
 		Stream:     cfg.Stream,
+		Subjects:   cfg.Subjects,
 		Interval:   cfg.ReconcileInterval,
 		Lookback:   cfg.ReconcileLookback,
 		Logger:     logger,

@@ -136,6 +136,7 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, stdout io.Writ
 			PublishTimeout: cfg.PublishTimeout,
 			Publisher:      link.publisher(js),
 			Stream:         cfg.Stream,
+			Subjects:       cfg.Subjects,
 			Logger:         logger,
 			Registerer:     reg,
 		})
@@ -147,11 +148,15 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, stdout io.Writ
 	if js != nil {
 		g.Go(func() error {
 			err := ensureStreams(roleCtx, js, link, cfg, logger)
-			if err == nil {
-				streamReady.Store(true)
-				close(streamReadyCh)
+			if err != nil {
+				// A permanent failure (the subjects belong to another stream): nothing can
+				// work, so stop every role and return the reason.
+				cancelRoles()
+				return err
 			}
-			return err
+			streamReady.Store(true)
+			close(streamReadyCh)
+			return nil
 		})
 	}
 	if cfg.has("worker") {
@@ -164,6 +169,7 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, stdout io.Writ
 			Stream:     cfg.Stream,
 			Durable:    cfg.Consumer,
 			DLQStream:  cfg.DLQStream,
+			Subjects:   cfg.Subjects,
 			MaxDeliver: cfg.MaxDeliver,
 			BatchSize:  cfg.BatchSize,
 			Store:      store,
@@ -318,7 +324,14 @@ func ensureStreams(ctx context.Context, js jetstream.JetStream, link *natsLink, 
 		defer cancel()
 		if _, err := eventstream.Ensure(opCtx, js, eventstream.Config{
 			Name: cfg.Stream, DedupWindow: cfg.DedupWindow, MaxAge: cfg.StreamMaxAge, Replicas: cfg.StreamReplicas,
+			Subjects: cfg.Subjects,
 		}); err != nil {
+			if errors.Is(err, eventstream.ErrSubjectsOverlap) {
+				// Another deployment (or an old stream) in this NATS account claims the
+				// subjects: waiting does not help.
+				return backoff.Permanent(fmt.Errorf("%w; give each deployment sharing a NATS account its own RESUMER_SUBJECT_PREFIX (now %s) and RESUMER_STREAM, or delete the stream in the way",
+					err, cfg.Subjects.Prefix()))
+			}
 			logger.Warn("events stream not ready, retrying", "stream", cfg.Stream, "err", err)
 			return err
 		}

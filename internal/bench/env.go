@@ -35,6 +35,8 @@ type Machine struct {
 	Memory       string `json:"memory"`
 	RedisVersion string `json:"redis_version"`
 	NATS         string `json:"nats"`
+	// NATSSync is the embedded NATS server's sync_interval.
+	NATSSync string `json:"nats_sync,omitempty"`
 }
 
 // env is what every scenario of one run shares: the run id, a Redis client, a NATS
@@ -46,7 +48,9 @@ type env struct {
 	nc      *nats.Conn
 	js      jetstream.JetStream
 	natsURL string
-	log     func(format string, args ...any)
+	// natsSync is the embedded NATS server's sync_interval.
+	natsSync eventstream.Sync
+	log      func(format string, args ...any)
 	// secret signs the generated webhooks.
 	secret []byte
 }
@@ -180,6 +184,7 @@ func (e *env) machine(ctx context.Context, embedded bool) Machine {
 	}
 	if embedded {
 		m.NATS = "embedded " + server.VERSION
+		m.NATSSync = e.natsSync.String()
 	}
 	if info, err := e.rdb.InfoMap(ctx, "server").Result(); err == nil {
 		m.RedisVersion = info["Server"]["redis_version"]

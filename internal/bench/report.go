@@ -91,6 +91,9 @@ func (r *Report) Print(w io.Writer) {
 	fmt.Fprintf(w, "resumer bench run %s, %s: %s %s/%s, %d CPUs (GOMAXPROCS %d), %s RAM, redis %s, nats %s\n",
 		r.Run, r.StartedAt.UTC().Format(time.RFC3339), m.GoVersion, m.GOOS, m.GOARCH, m.CPUs, m.GOMAXPROCS,
 		m.Memory, m.RedisVersion, m.NATS)
+	if m.NATSSync != "" {
+		fmt.Fprintf(w, "nats sync_interval %s\n", m.NATSSync)
+	}
 	for _, t := range r.Tables {
 		t.Print(w)
 	}

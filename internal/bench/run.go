@@ -28,6 +28,9 @@ type Options struct {
 	// NATSURL, when set, is the NATS server to use instead of an embedded one. No other
 	// stream of its account may claim the events subjects (persona.events.>).
 	NATSURL string
+	// NATSSync is the embedded NATS server's sync_interval; the zero value is nats-server's
+	// default (every two minutes). Ignored with NATSURL.
+	NATSSync eventstream.Sync
 	// Scenarios to run, from Scenarios; all when empty.
 	Scenarios []string
 	// Progress receives a timestamped line per step; nil for none.
@@ -106,14 +109,14 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	defer e.cleanPrefix("bench-" + run)
 
 	embedded := o.NATSURL == ""
-	e.natsURL = o.NATSURL
+	e.natsURL, e.natsSync = o.NATSURL, o.NATSSync
 	if embedded {
 		dir, err := tempDir(run)
 		if err != nil {
 			return nil, err
 		}
 		defer removeAll(dir, e.log)
-		ns, err := eventstream.StartEmbedded("resumer-bench", filepath.Join(dir, "nats"))
+		ns, err := eventstream.StartEmbedded("resumer-bench", filepath.Join(dir, "nats"), o.NATSSync)
 		if err != nil {
 			return nil, err
 		}

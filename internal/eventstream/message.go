@@ -17,30 +17,36 @@ import (
 // received (HeaderEventTimeSource says which of the last two). msg.Data is body itself, not
 // a copy.
 func Message(ev *persona.Event, body []byte, received time.Time) *nats.Msg {
-	var msg *nats.Msg
+	return Subjects{}.Message(ev, body, received)
+}
+
+// Message is the package's Message under the scheme's prefix. The headers are built in their
+// canonical form directly (a webhook's hot path).
+func (s Subjects) Message(ev *persona.Event, body []byte, received time.Time) *nats.Msg {
+	h := make(nats.Header, 7)
+	msg := &nats.Msg{Data: body, Header: h}
 	if ev.AboutInquiry() {
-		msg = nats.NewMsg(Subject(ev.Name))
-		msg.Header.Set(HeaderInquiryID, ev.InquiryID)
+		msg.Subject = s.Event(ev.Name)
+		h[HeaderInquiryID] = []string{ev.InquiryID}
 	} else {
-		msg = nats.NewMsg(OtherSubject(ev.Name))
+		msg.Subject = s.Other(ev.Name)
 		if len(ev.RelatedInquiryIDs) > 0 {
-			msg.Header.Set(HeaderRelatedInquiryIDs, strings.Join(ev.RelatedInquiryIDs, ","))
+			h[HeaderRelatedInquiryIDs] = []string{strings.Join(ev.RelatedInquiryIDs, ",")}
 		}
 	}
-	msg.Data = body
-	msg.Header.Set(nats.MsgIdHdr, ev.ID)
-	msg.Header.Set(HeaderEventName, ev.Name)
+	h[nats.MsgIdHdr] = []string{ev.ID}
+	h[HeaderEventName] = []string{ev.Name}
 	at := ev.CreatedAt
 	switch ev.TimeSource {
 	case persona.TimeFromEvent:
 	case persona.TimeFromUpdatedAt:
-		msg.Header.Set(HeaderEventTimeSource, TimeSourceUpdatedAt)
+		h[HeaderEventTimeSource] = []string{TimeSourceUpdatedAt}
 	default:
 		at = received
-		msg.Header.Set(HeaderEventTimeSource, TimeSourceReceivedAt)
+		h[HeaderEventTimeSource] = []string{TimeSourceReceivedAt}
 	}
-	msg.Header.Set(HeaderEventCreatedAt, at.UTC().Format(time.RFC3339Nano))
-	msg.Header.Set(HeaderReceivedAt, received.UTC().Format(time.RFC3339Nano))
+	h[HeaderEventCreatedAt] = []string{at.UTC().Format(time.RFC3339Nano)}
+	h[HeaderReceivedAt] = []string{received.UTC().Format(time.RFC3339Nano)}
 	return msg
 }
 
