@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/resumer/resumer/internal/eventstream"
 	"github.com/resumer/resumer/webhook"
 )
 
@@ -85,6 +86,58 @@ func TestWorkerSkipsOtherObjects(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(m.events.WithLabelValues("inquiry-session.started", resultIgnored)); got != 1 {
 		t.Errorf("events{inquiry-session.started,ignored} = %v, want 1", got)
+	}
+	for _, reason := range deadReasons {
+		if got := testutil.ToFloat64(m.deadLetters.WithLabelValues(reason)); got != 0 {
+			t.Errorf("dead letters{%s} = %v, want 0", reason, got)
+		}
+	}
+}
+
+// TestWorkerSkipsOtherObjectsUnderPrefix: with a deployment's own subject prefix
+// (RESUMER_SUBJECT_PREFIX), events about other objects are still recognised by their subject
+// and acknowledged without being applied or dead-lettered.
+func TestWorkerSkipsOtherObjectsUnderPrefix(t *testing.T) {
+	e := newEnv(t)
+	subjects, err := eventstream.NewSubjects("staging.persona.events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream := e.stream + "_STAGING"
+	if _, err := eventstream.Ensure(t.Context(), e.js, eventstream.Config{Name: stream, Subjects: subjects}); err != nil {
+		t.Fatal(err)
+	}
+	secret := []byte("wbhsec_worker_test")
+	rc, err := webhook.New(webhook.Options{Secrets: [][]byte{secret}, Publisher: e.js, Stream: stream, Subjects: subjects})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := os.ReadFile(filepath.Join("..", "persona", "testdata", "account-created.kebab.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := httptest.NewRequest(http.MethodPost, webhook.Path, bytes.NewReader(body))
+	req.Header.Set(webhook.SignatureHeader, webhook.Sign(body, secret, time.Now()))
+	rec := httptest.NewRecorder()
+	rc.ServeHTTP(rec, req)
+	if rec.Code != http.StatusOK {
+		t.Fatalf("delivery answered %d, want 200", rec.Code)
+	}
+
+	opts := e.options(e.store)
+	opts.Stream, opts.Subjects = stream, subjects
+	r := start(t, opts)
+	eventually(t, 10*time.Second, "acked", func() bool {
+		c, err := e.js.Consumer(t.Context(), stream, DefaultDurable)
+		if err != nil {
+			return false
+		}
+		info, err := c.Info(t.Context())
+		return err == nil && info.NumAckPending == 0 && info.NumPending == 0 && info.AckFloor.Stream == 1
+	})
+	m := r.w.metrics
+	if got := testutil.ToFloat64(m.events.WithLabelValues(eventOther, resultIgnored)); got != 1 {
+		t.Errorf("events{other,ignored} = %v, want 1", got)
 	}
 	for _, reason := range deadReasons {
 		if got := testutil.ToFloat64(m.deadLetters.WithLabelValues(reason)); got != 0 {

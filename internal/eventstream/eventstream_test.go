@@ -3,6 +3,7 @@ package eventstream_test
 import (
 	"context"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/resumer/resumer/internal/eventstream"
 	"github.com/resumer/resumer/internal/testenv"
+	"github.com/resumer/resumer/persona"
 )
 
 func TestNewSubjects(t *testing.T) {
@@ -146,6 +148,47 @@ func TestEnsureSubjectsOverlap(t *testing.T) {
 		}
 		if ack.Stream != stream {
 			t.Errorf("%s stored in %s, want %s", subject, ack.Stream, stream)
+		}
+	}
+}
+
+// TestSubjectsMessage: a deployment's prefix moves both kinds of subject, and the message is
+// the default scheme's otherwise (same headers, same body).
+func TestSubjectsMessage(t *testing.T) {
+	staging, err := eventstream.NewSubjects("staging.persona.events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	received := time.Date(2026, 1, 5, 10, 0, 3, 0, time.UTC)
+	body := []byte(`{"data":{}}`)
+	inquiryEvent := &persona.Event{ID: "evt_1", Name: "inquiry.started", InquiryID: "inq_1", PayloadType: "inquiry",
+		CreatedAt: time.Date(2026, 1, 5, 10, 0, 0, 0, time.UTC)}
+	accountEvent := &persona.Event{ID: "evt_2", Name: "account.created", PayloadType: "account", TimeSource: persona.TimeUnknown}
+	tests := []struct {
+		ev          *persona.Event
+		def, staged string
+		other       bool
+	}{
+		{inquiryEvent, "persona.events.inquiry.started", "staging.persona.events.inquiry.started", false},
+		{accountEvent, "persona.events.other.account.created", "staging.persona.events.other.account.created", true},
+	}
+	for _, tt := range tests {
+		def := eventstream.Message(tt.ev, body, received)
+		staged := staging.Message(tt.ev, body, received)
+		if def.Subject != tt.def || staged.Subject != tt.staged {
+			t.Errorf("%s: subjects %q and %q, want %q and %q", tt.ev.Name, def.Subject, staged.Subject, tt.def, tt.staged)
+		}
+		if staging.IsOther(staged.Subject) != tt.other || eventstream.IsOtherSubject(def.Subject) != tt.other {
+			t.Errorf("%s: IsOther wrong", tt.ev.Name)
+		}
+		if staging.IsOther(def.Subject) || eventstream.IsOtherSubject(staged.Subject) {
+			t.Errorf("%s: one scheme recognises the other's subject", tt.ev.Name)
+		}
+		if !reflect.DeepEqual(def.Header, staged.Header) || string(staged.Data) != string(body) {
+			t.Errorf("%s: headers or body differ between schemes:\n%v\n%v", tt.ev.Name, def.Header, staged.Header)
+		}
+		if got := staged.Header.Get(nats.MsgIdHdr); got != tt.ev.ID {
+			t.Errorf("%s: Nats-Msg-Id = %q", tt.ev.Name, got)
 		}
 	}
 }
