@@ -23,6 +23,9 @@ const (
 	ScopeInquiriesRead Scope = "inquiries:read"
 	// ScopeSessionsCreate allows POST /v1/inquiries/{inquiry_id}/sessions.
 	ScopeSessionsCreate Scope = "sessions:create"
+	// ScopeReportsRead allows GET /v1/report: the recovery funnel and uplift of every
+	// inquiry (so only for keys without a reference prefix).
+	ScopeReportsRead Scope = "reports:read"
 )
 
 // APIKey is one customer backend's credential. Only the key's SHA-256 is kept; the key itself
@@ -99,8 +102,8 @@ func NewAPIKey() (key, hash string, err error) {
 //
 //	name=acme sha256=<64 hex digits> scopes=inquiries:read,sessions:create reference_prefix=acme-
 //
-// name, sha256 and scopes are required; scopes is a comma-separated list of inquiries:read and
-// sessions:create; reference_prefix is optional (no whitespace or ';'; see
+// name, sha256 and scopes are required; scopes is a comma-separated list of inquiries:read,
+// sessions:create and reports:read; reference_prefix is optional (no whitespace or ';'; see
 // APIKey.ReferencePrefix for what it covers); revoked=true keeps a
 // withdrawn key known so that its use is logged by name. The error names the entry (by number
 // and name) and the field; an empty s gives no keys and no error. Names and hashes must be
@@ -155,12 +158,12 @@ func parseAPIKey(entry string) (APIKey, error) {
 		case "scopes":
 			for sc := range strings.SplitSeq(value, ",") {
 				switch s := Scope(sc); s {
-				case ScopeInquiriesRead, ScopeSessionsCreate:
+				case ScopeInquiriesRead, ScopeSessionsCreate, ScopeReportsRead:
 					if !slices.Contains(k.Scopes, s) {
 						k.Scopes = append(k.Scopes, s)
 					}
 				default:
-					return k, fmt.Errorf("scopes: unknown scope %q (want %s or %s)", sc, ScopeInquiriesRead, ScopeSessionsCreate)
+					return k, fmt.Errorf("scopes: unknown scope %q (want %s, %s or %s)", sc, ScopeInquiriesRead, ScopeSessionsCreate, ScopeReportsRead)
 				}
 			}
 		case "reference_prefix":

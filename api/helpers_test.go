@@ -36,6 +36,8 @@ var testKeys = map[string]string{
 	"acme":    "scopes=inquiries:read,sessions:create reference_prefix=acme-",
 	"bare":    "scopes=inquiries:read,sessions:create reference_prefix=acme",
 	"revoked": "scopes=inquiries:read,sessions:create revoked=true",
+	"reports": "scopes=reports:read",
+	"acmerep": "scopes=reports:read reference_prefix=acme-",
 }
 
 // testRedirectURI is the redirect-uri every test server adds to hosted flow URLs.

@@ -81,7 +81,7 @@ func validating(t *testing.T, h http.Handler) http.Handler {
 // of the /r/ pages. The validating wrapper of every other test checks real responses.
 func TestOpenAPIDescribesServer(t *testing.T) {
 	doc, _ := loadSpec(t)
-	routes := []string{RouteInquiry, RouteSessions, RouteRedirect, "HEAD /r/{token}", RouteLinkContinue}
+	routes := []string{RouteInquiry, RouteSessions, RouteReport, RouteRedirect, "HEAD /r/{token}", RouteLinkContinue}
 	for _, route := range routes {
 		method, path, _ := strings.Cut(route, " ")
 		item := doc.Paths.Find(path)

@@ -186,6 +186,17 @@ func (s *Server) serveLinkPage(w http.ResponseWriter, r *http.Request, rq *reque
 		}
 	}
 	s.writePage(w, rq, s.continueView(pageContinue, t), nil)
+	if r.Method == http.MethodGet {
+		s.markLink(r, t.inq.ID, state.LinkOpened)
+	}
+}
+
+// markLink counts the use of a reminder's link in the recovery funnel; a failure is logged
+// and costs the user nothing.
+func (s *Server) markLink(r *http.Request, inquiryID, step string) {
+	if _, err := s.store.MarkLink(context.WithoutCancel(r.Context()), inquiryID, step); err != nil {
+		s.logger.Warn("count reminder link use", "inquiry_id", inquiryID, "step", step, "err", err.Error())
+	}
 }
 
 // continueView is p (the continue page or one that asks to press again) with a fresh form.
@@ -254,6 +265,7 @@ func (s *Server) serveLinkContinue(w http.ResponseWriter, r *http.Request, rq *r
 		s.writePage(w, rq, pageView{page: p, Brand: t.brand}, f)
 		return
 	}
+	s.markLink(r, t.inq.ID, state.LinkPressed)
 	w.Header().Set("Location", link.HostedFlowURL(s.hostedFlowURL, t.inq.ID, sess.Token, s.redirectURI))
 	w.WriteHeader(http.StatusSeeOther)
 }

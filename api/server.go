@@ -16,6 +16,7 @@ import (
 	"github.com/resumer/resumer/brand"
 	"github.com/resumer/resumer/link"
 	"github.com/resumer/resumer/persona"
+	"github.com/resumer/resumer/report"
 	"github.com/resumer/resumer/state"
 )
 
@@ -94,11 +95,19 @@ type LinkUses interface {
 	ReleaseLink(ctx context.Context, inquiryID, linkID string) error
 }
 
+// FunnelMarker counts the use of reminder links in the recovery funnel; *state.Store
+// implements it (see state.Store.MarkLink). An error loses that count, nothing else.
+type FunnelMarker interface {
+	MarkLink(ctx context.Context, inquiryID, step string) (bool, error)
+}
+
 // Store is what the API needs of resumer's state; *state.Store implements it.
 type Store interface {
 	InquiryReader
 	Limiter
 	LinkUses
+	FunnelMarker
+	report.Source
 }
 
 var (
@@ -280,12 +289,13 @@ func checkURL(raw string) error {
 	return nil
 }
 
-// Register adds the API's routes to mux: RouteInquiry, RouteSessions and, when
+// Register adds the API's routes to mux: RouteInquiry, RouteSessions, RouteReport and, when
 // Options.Redirect is set, RouteRedirect and RouteLinkContinue. Every response carries
 // Cache-Control: no-store.
 func (s *Server) Register(mux *http.ServeMux) {
 	mux.Handle(RouteInquiry, s.instrument(RouteInquiry, s.serveInquiry))
 	mux.Handle(RouteSessions, s.instrument(RouteSessions, s.serveSessions))
+	mux.Handle(RouteReport, s.instrument(RouteReport, s.serveReport))
 	if s.signer != nil {
 		mux.Handle(RouteRedirect, s.instrument(RouteRedirect, s.serveLinkPage))
 		mux.Handle(RouteLinkContinue, s.instrument(RouteLinkContinue, s.serveLinkContinue))

@@ -89,6 +89,7 @@ type pageView struct {
 	PlotLeft   float64
 	PlotRight  float64
 	MinSample  int
+	Columns    int
 }
 
 // WriteHTML writes r as a self-contained HTML page (no scripts, no external resources) with
@@ -97,7 +98,7 @@ type pageView struct {
 // data- attributes, equal to the JSON's.
 func (r *Report) WriteHTML(w io.Writer) error {
 	v := pageView{R: r, Rows: append(append([]Row(nil), r.Rows...), r.Overall), Width: chartWidth,
-		Generated: r.GeneratedAt.Format(time.RFC3339), PlotLeft: labelWidth, PlotRight: chartWidth - 20, MinSample: MinSample}
+		Generated: r.GeneratedAt.Format(time.RFC3339), PlotLeft: labelWidth, PlotRight: chartWidth - 20, MinSample: MinSample, Columns: len(r.Steps) + 5}
 	plot := float64(chartWidth - labelWidth - 90)
 
 	for _, row := range r.Rows {

@@ -259,11 +259,10 @@ func (s *sim) respond(p *population, stage string, remindedAt time.Time, ids []s
 // seed). The report's funnel counts equal the simulation's truth exactly, the overall uplift
 // interval contains the true difference, and a restart of every process in the middle (new
 // store and connections, every event delivered again, a settle retried) changes no count.
-func TestSimulatedPopulation(t *testing.T) {
-	if testing.Short() {
-		t.Skip("simulates 10,000 inquiries")
-	}
-	const n = 10000
+// simulate plays a population of n inquiries through two reminder stages (see
+// TestSimulatedPopulation), restarting every process in the middle and at the end when
+// restart is set. Every event happens on simT0's day or the next.
+func simulate(t *testing.T, n int, restart bool) (*sim, *population) {
 	s := newSim(t)
 	p := &population{
 		held: map[string]bool{}, truth: map[string]int64{}, elapsed: map[string]int64{},
@@ -295,7 +294,9 @@ func TestSimulatedPopulation(t *testing.T) {
 	pending := s.respond(p, "6h", at6, p.ids)
 
 	// Every process restarts in the middle: new stores, every event so far delivered again.
-	s.restart()
+	if restart {
+		s.restart()
+	}
 
 	at1 := x.Add(-time.Hour)
 	claims = s.remind(at1, p)
@@ -312,8 +313,20 @@ func TestSimulatedPopulation(t *testing.T) {
 	s.deliver(expired...)
 
 	// And again at the end: nothing may change.
-	s.restart()
+	if restart {
+		s.restart()
+	}
 
+	return s, p
+}
+
+func TestSimulatedPopulation(t *testing.T) {
+	if testing.Short() {
+		t.Skip("simulates 10,000 inquiries")
+	}
+	const n = 10000
+	s, p := simulate(t, n, true)
+	x := simT0.Add(24 * time.Hour)
 	ctx := context.Background()
 	data, err := s.store.Funnel(ctx, simT0, x.Add(24*time.Hour))
 	if err != nil {

@@ -148,7 +148,7 @@ var settings = []setting{
 			return err
 		}},
 	{env: "RESUMER_HTTP_ADDR", def: ":8080", usage: "public listener (Persona webhooks, resume API, /r/ links)", set: setAddr(func(c *config) *string { return &c.HTTPAddr })},
-	{env: "RESUMER_ADMIN_ADDR", def: ":9464", usage: "admin listener: /metrics, /healthz, /readyz", set: setAddr(func(c *config) *string { return &c.AdminAddr })},
+	{env: "RESUMER_ADMIN_ADDR", def: ":9464", usage: "admin listener: /metrics, /healthz, /readyz, /report", set: setAddr(func(c *config) *string { return &c.AdminAddr })},
 	{env: "RESUMER_NATS_URL", def: "nats://127.0.0.1:4222", usage: "NATS server URL(s), comma-separated; `dev` embeds a server unless this is set", secret: true,
 		set: func(c *config, v string) error {
 			for _, u := range strings.Split(v, ",") {

@@ -46,6 +46,9 @@ commands:
                             print an inquiry's tracked record
   inquiry expiring [--within 2h] [--limit N] [--json]
                             list created/pending inquiries expiring soon
+  report [--since 7d] [--by stage|channel|link-mode|brand] [--json]
+                            are reminders working? the recovery funnel and the uplift
+                            measured against the holdout (RESUMER_HOLDOUT_PERCENT)
   dlq list [--limit N] [--json]
                             list dead-lettered events
   dlq replay [--all | SEQ...]
@@ -93,6 +96,8 @@ func dispatch(ctx context.Context, args []string, getenv func(string) string, st
 		return webhookCommand(ctx, rest, stdin, stdout, stderr)
 	case "inquiry":
 		return inquiryCommand(ctx, rest, getenv, stdout, stderr)
+	case "report":
+		return reportCommand(ctx, rest, getenv, stdout, stderr)
 	case "dlq":
 		return dlqCommand(ctx, rest, getenv, stdout, stderr)
 	case "reconcile":

@@ -24,6 +24,7 @@ import (
 
 	"github.com/resumer/resumer/internal/eventstream"
 	"github.com/resumer/resumer/internal/redisconn"
+	"github.com/resumer/resumer/report"
 	"github.com/resumer/resumer/state"
 	"github.com/resumer/resumer/webhook"
 	"github.com/resumer/resumer/worker"
@@ -245,6 +246,14 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, stdout io.Writ
 	admin.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	admin.Handle("GET /readyz", &checks)
 	admin.Handle("GET /readyz/{role}", &checks)
+	if rdb != nil {
+		// The recovery funnel report (report.Handler): any role with Redis can serve it.
+		funnel, err := state.New(rdb, stateConfig(cfg, nil))
+		if err != nil {
+			return fmt.Errorf("report page: %w", err)
+		}
+		admin.Handle("GET /report", report.Handler(funnel, nil, logger.With("component", "report")))
+	}
 	for pattern, h := range cfg.devHandlers {
 		admin.Handle(pattern, h)
 	}
