@@ -239,6 +239,12 @@ func transientLinkError(err error) bool {
 // as done without sending it, and counts it as uncertain for every channel not known to be
 // done with it.
 func (s *Scheduler) settleUncertain(ctx context.Context, log *slog.Logger, c state.Claim, lt leaseTimes) error {
+	// Most likely it went out: the funnel counts it as a reminder on every channel.
+	names := make([]string, len(s.channels))
+	for i, ch := range s.channels {
+		names[i] = ch.Name()
+	}
+	c.Attribution = s.attribution(state.GroupReminded, Stage{Name: c.Intent}, names)
 	err := s.settle(ctx, log, c, lt, "settle uncertain reminder", func(ctx context.Context) error {
 		return s.store.CompleteReminder(ctx, c, c.Intent, nil)
 	})
