@@ -282,3 +282,27 @@ func TestRequestBody(t *testing.T) {
 		})
 	}
 }
+
+// TestCreateSessionShortenedExpiry: PERSONA.md §5: a template expiring 7 days after creation
+// and 24 hours after start. The tracked expiry is inquiry.started's (the newest event's), so
+// once those 24 hours have passed (the inquiry.expired webhook not arrived yet) the API
+// refuses without calling Persona, which would otherwise revive the expired inquiry
+// (PERSONA.md §6) although RESUMER_RESUME_EXPIRED_WITHIN is 0.
+func TestCreateSessionShortenedExpiry(t *testing.T) {
+	e := newEnv(t, &envConfig{sim: personatest.Options{TemplateIntervals: map[string]personatest.Intervals{
+		"itmpl_week": {AfterCreate: 7 * 24 * time.Hour, AfterStart: 24 * time.Hour},
+	}}})
+	id := e.create(personatest.InquiryParams{TemplateID: "itmpl_week"})
+	if err := e.sim.Start(id); err != nil {
+		t.Fatal(err)
+	}
+	e.sync()
+	e.sim.Advance(24*time.Hour + time.Minute) // expired at Persona; its event not applied
+	wantProblem(t, e.post(id, "full"), http.StatusConflict, CodeInvalidInquiryState)
+	if n := e.sim.PathRequests(resumePath(id)); n != 0 {
+		t.Errorf("persona asked to resume %d times", n)
+	}
+	if sim, _ := e.sim.Inquiry(id); sim.Status != persona.StatusExpired {
+		t.Errorf("inquiry is %s at Persona, want still expired", sim.Status)
+	}
+}
