@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/resumer/resumer/brand"
 )
 
 // EmailOptions configures an EmailChannel.
@@ -49,8 +51,14 @@ type EmailOptions struct {
 	Timeout time.Duration
 	// TemplatesDir, when not empty, is a directory whose *.tmpl files replace the embedded
 	// templates of the same name (reminder.txt.tmpl, reminder.html.tmpl, subject.txt.tmpl,
-	// subject.1h.txt.tmpl) or add stage-specific ones (reminder.6h.html.tmpl ...).
+	// subject.1h.txt.tmpl, layout.html.tmpl) or add stage-specific ones
+	// (reminder.6h.html.tmpl ...). Files at its top apply to every locale; files in a
+	// subdirectory named for a locale (es/, de/) to that locale, after the top's.
 	TemplatesDir string
+	// Brands pick the brand of each reminder (by the inquiry's template id or reference
+	// id): its name, logo, colour, support and footer in the message, its Sender as From, its
+	// TemplatesDir over this one, its Locale as the default. nil: the neutral brand.
+	Brands *brand.Set
 	// Now is the clock for the Date header and for reminders without Now; time.Now when nil.
 	Now func() time.Time
 	// Logger gets a debug line per sent reminder (never the address or the link); nothing
@@ -66,7 +74,9 @@ type EmailChannel struct {
 	smtp       smtpConfig
 	from       *mail.Address
 	fromDomain string
-	templates  *templateSet
+	brands     *brand.Set
+	senders    map[string]sender
+	templates  *catalog
 	now        func() time.Time
 	log        *slog.Logger
 	metrics    channelMetrics
@@ -94,17 +104,24 @@ func NewEmailChannel(opts EmailOptions) (*EmailChannel, error) {
 	cfg.dialTimeout = cmp.Or(opts.DialTimeout, 10*time.Second)
 	cfg.timeout = cmp.Or(opts.Timeout, 60*time.Second)
 
-	from, err := mail.ParseAddress(opts.From)
-	if err != nil {
-		return nil, fmt.Errorf("parse from address %q: %w", opts.From, err)
-	}
-	_, domain, ok := strings.Cut(from.Address, "@")
-	if !ok || domain == "" {
-		return nil, fmt.Errorf("parse from address %q: no domain", opts.From)
-	}
-	tmpl, err := loadTemplates(opts.TemplatesDir)
+	from, err := parseSender(opts.From)
 	if err != nil {
 		return nil, err
+	}
+	tmpl, err := loadCatalog(opts.TemplatesDir, opts.Brands.All())
+	if err != nil {
+		return nil, err
+	}
+	senders := map[string]sender{}
+	for _, b := range opts.Brands.All() {
+		if b.Sender == "" {
+			continue
+		}
+		s, err := parseSender(b.Sender)
+		if err != nil {
+			return nil, fmt.Errorf("brand %s: %w", b.ID, err)
+		}
+		senders[b.ID] = s
 	}
 	log := opts.Logger
 	if log == nil {
@@ -116,8 +133,10 @@ func NewEmailChannel(opts EmailOptions) (*EmailChannel, error) {
 	}
 	return &EmailChannel{
 		smtp:       cfg,
-		from:       from,
-		fromDomain: domain,
+		from:       from.addr,
+		fromDomain: from.domain,
+		brands:     opts.Brands,
+		senders:    senders,
 		templates:  tmpl,
 		now:        now,
 		log:        log.With("component", "notify", "channel", "email"),
@@ -160,24 +179,59 @@ func (c *EmailChannel) send(ctx context.Context, r *Reminder) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("%w: e-mail address does not parse", ErrInvalidReminder)
 	}
-	msg, err := c.compose(r, to)
+	msg, from, err := c.compose(r, to)
 	if err != nil {
 		return false, err
 	}
-	if err := c.smtp.deliver(ctx, c.from.Address, to.Address, msg); err != nil {
+	if err := c.smtp.deliver(ctx, from, to.Address, msg); err != nil {
 		return retryable(ctx, err), err
 	}
 	return false, nil
 }
 
-// compose renders r and returns the complete message, headers and CRLF line ends included.
-func (c *EmailChannel) compose(r *Reminder, to *mail.Address) ([]byte, error) {
+// sender is a parsed From address and its domain (for the Message-ID).
+type sender struct {
+	addr   *mail.Address
+	domain string
+}
+
+// parseSender parses a From address such as "Acme <verify@acme.example>".
+func parseSender(s string) (sender, error) {
+	a, err := mail.ParseAddress(s)
+	if err != nil {
+		return sender{}, fmt.Errorf("parse from address %q: %w", s, err)
+	}
+	_, domain, ok := strings.Cut(a.Address, "@")
+	if !ok || domain == "" {
+		return sender{}, fmt.Errorf("parse from address %q: no domain", s)
+	}
+	return sender{addr: a, domain: domain}, nil
+}
+
+// render picks r's brand and locale and renders its parts.
+func (c *EmailChannel) render(r *Reminder, now time.Time) (renderedMessage, *brand.Brand, error) {
+	b := c.brands.For(r.TemplateID, r.ReferenceID)
+	locale := MatchLocale(r.Locale)
+	if locale == "" {
+		locale = b.DefaultLocaleOr()
+	}
+	parts, err := c.templates.get(b.ID, locale).render(templateData(r, now, b, locale))
+	return parts, b, err
+}
+
+// compose renders r and returns the complete message, headers and CRLF line ends included,
+// and the envelope sender.
+func (c *EmailChannel) compose(r *Reminder, to *mail.Address) ([]byte, string, error) {
 	now := c.now()
-	parts, err := c.templates.render(templateData(r, now))
+	parts, b, err := c.render(r, now)
 	if err != nil {
 		// Template errors name fields, not values; scrub anyway so a custom template's
 		// error can never carry the address or the link.
-		return nil, errors.New(scrub(err.Error(), r.Link, r.EmailAddress))
+		return nil, "", errors.New(scrub(err.Error(), r.Link, r.EmailAddress))
+	}
+	from := sender{addr: c.from, domain: c.fromDomain}
+	if s, ok := c.senders[b.ID]; ok {
+		from = s
 	}
 
 	var body bytes.Buffer
@@ -191,29 +245,29 @@ func (c *EmailChannel) compose(r *Reminder, to *mail.Address) ([]byte, error) {
 			"Content-Transfer-Encoding": {"quoted-printable"},
 		})
 		if err != nil {
-			return nil, fmt.Errorf("write message part: %w", err)
+			return nil, "", fmt.Errorf("write message part: %w", err)
 		}
 		if err := writeQuotedPrintable(w, p.content); err != nil {
-			return nil, fmt.Errorf("write message part: %w", err)
+			return nil, "", fmt.Errorf("write message part: %w", err)
 		}
 	}
 	if err := mw.Close(); err != nil {
-		return nil, fmt.Errorf("write message: %w", err)
+		return nil, "", fmt.Errorf("write message: %w", err)
 	}
 
 	var msg bytes.Buffer
 	header := func(k, v string) { writeHeader(&msg, k, v) }
 	header("Date", now.Format(time.RFC1123Z))
-	header("From", c.from.String())
+	header("From", from.addr.String())
 	header("To", (&mail.Address{Address: to.Address}).String())
 	header("Subject", mime.QEncoding.Encode("utf-8", parts.Subject))
-	header("Message-ID", MessageID(r.InquiryID, r.Stage.Name, c.fromDomain))
+	header("Message-ID", MessageID(r.InquiryID, r.Stage.Name, from.domain))
 	header("Auto-Submitted", "auto-generated")
 	header("MIME-Version", "1.0")
 	header("Content-Type", mime.FormatMediaType("multipart/alternative", map[string]string{"boundary": mw.Boundary()}))
 	msg.WriteString("\r\n")
 	msg.Write(body.Bytes())
-	return msg.Bytes(), nil
+	return msg.Bytes(), from.addr.Address, nil
 }
 
 // MessageID returns the Message-ID of the reminder e-mail for an inquiry's stage:

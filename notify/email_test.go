@@ -97,7 +97,7 @@ func TestEmailGolden(t *testing.T) {
 			}
 			t.Run(id, func(t *testing.T) {
 				r := testReminder(stage, name)
-				got, err := ch.templates.render(templateData(r, testClock))
+				got, _, err := ch.render(r, testClock)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -172,7 +172,7 @@ func TestEmailSendThroughCatcher(t *testing.T) {
 				t.Fatal(err)
 			}
 			m := msgs[0]
-			want, err := ch.templates.render(templateData(r, testClock))
+			want, _, err := ch.render(r, testClock)
 			if err != nil {
 				t.Fatal(err)
 			}

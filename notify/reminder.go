@@ -46,6 +46,12 @@ type Reminder struct {
 	InquiryID string
 	// ReferenceID is the customer's reference for the user, when the inquiry has one.
 	ReferenceID string
+	// TemplateID is the inquiry's Persona template (itmpl_...), when known; with ReferenceID
+	// it picks the brand.
+	TemplateID string
+	// Locale is the user's locale or country from the inquiry field RESUMER_LOCALE_FIELD
+	// names ("es", "de-AT", "MX"), when known; see MatchLocale. Empty: the brand's default.
+	Locale string
 	// Stage says which reminder this is (6h before expiry, 1h before ...).
 	Stage Stage
 	// ExpiresAt is when the inquiry expires.
@@ -121,27 +127,49 @@ func (s Stage) String() string { return s.Name }
 // store records it under and metric labels show: "6h", "90m", "23h59m58s" (state.StageName).
 func StageName(d time.Duration) string { return state.StageName(d) }
 
-// TimeLeftInWords says how long d is the way a reminder tells the user: "45 minutes",
-// "1 minute", "about 1 hour", "about 6 hours", "about 3 days", or "less than a minute" for
-// anything under 30 seconds (including a negative d). Minutes are exact (rounded to the
-// nearest minute) below one hour; hours and days are rounded and prefixed with "about".
-func TimeLeftInWords(d time.Duration) string {
+// TimeLeftInWords says how long d is the way an English reminder tells the user; it is
+// TimeLeftIn("en", d).
+func TimeLeftInWords(d time.Duration) string { return TimeLeftIn("en", d) }
+
+// timePhrases are one locale's words for a time left, each with the count as %d where it
+// has one. German uses the dative, as its templates say "in {{.TimeLeft}}".
+type timePhrases struct {
+	lessThanMinute, minute, minutes, hour, hours, days string
+}
+
+var phrasesByLocale = map[string]timePhrases{
+	"en": {"less than a minute", "1 minute", "%d minutes", "about 1 hour", "about %d hours", "about %d days"},
+	"es": {"menos de un minuto", "1 minuto", "%d minutos", "aproximadamente 1 hora", "aproximadamente %d horas", "aproximadamente %d días"},
+	"de": {"weniger als einer Minute", "1 Minute", "%d Minuten", "etwa 1 Stunde", "etwa %d Stunden", "etwa %d Tagen"},
+}
+
+// TimeLeftIn says how long d is in locale (one of Locales; English for any other), the way
+// a reminder tells the user, with the plural each count needs: "45 minutes", "1 minute",
+// "about 1 hour", "about 6 hours", "about 3 days", or "less than a minute" for anything under
+// 30 seconds (including a negative d). Minutes are exact (rounded to the nearest minute)
+// below one hour; hours (below 48) and days are rounded and said to be approximate. The
+// German phrases are in the dative ("in etwa 6 Stunden").
+func TimeLeftIn(locale string, d time.Duration) string {
+	p, ok := phrasesByLocale[locale]
+	if !ok {
+		p = phrasesByLocale["en"]
+	}
 	m := d.Round(time.Minute) / time.Minute
 	switch {
 	case m < 1:
-		return "less than a minute"
+		return p.lessThanMinute
 	case m == 1:
-		return "1 minute"
+		return p.minute
 	case m < 60:
-		return strconv.FormatInt(int64(m), 10) + " minutes"
+		return fmt.Sprintf(p.minutes, m)
 	}
 	h := d.Round(time.Hour) / time.Hour
 	switch {
 	case h == 1:
-		return "about 1 hour"
+		return p.hour
 	case h < 48:
-		return "about " + strconv.FormatInt(int64(h), 10) + " hours"
+		return fmt.Sprintf(p.hours, h)
 	}
 	days := d.Round(24*time.Hour) / (24 * time.Hour)
-	return "about " + strconv.FormatInt(int64(days), 10) + " days"
+	return fmt.Sprintf(p.days, days)
 }

@@ -83,3 +83,37 @@ func TestReminderTimeLeft(t *testing.T) {
 		t.Errorf("TimeLeft with Now = %s, want 1h (r.Now wins)", got)
 	}
 }
+
+// TestTimeLeftInLocales checks the plural of every unit in every locale, and that an unknown
+// locale falls back to English.
+func TestTimeLeftInLocales(t *testing.T) {
+	for _, tt := range []struct {
+		locale string
+		d      time.Duration
+		want   string
+	}{
+		{"es", 10 * time.Second, "menos de un minuto"},
+		{"es", time.Minute, "1 minuto"},
+		{"es", 2 * time.Minute, "2 minutos"},
+		{"es", time.Hour, "aproximadamente 1 hora"},
+		{"es", 6 * time.Hour, "aproximadamente 6 horas"},
+		{"es", 72 * time.Hour, "aproximadamente 3 días"},
+		{"de", 10 * time.Second, "weniger als einer Minute"},
+		{"de", time.Minute, "1 Minute"},
+		{"de", 45 * time.Minute, "45 Minuten"},
+		{"de", time.Hour, "etwa 1 Stunde"},
+		{"de", 6 * time.Hour, "etwa 6 Stunden"},
+		{"de", 48 * time.Hour, "etwa 2 Tagen"},
+		{"en", 2 * time.Hour, "about 2 hours"},
+		{"fr", time.Hour, "about 1 hour"},
+	} {
+		if got := TimeLeftIn(tt.locale, tt.d); got != tt.want {
+			t.Errorf("TimeLeftIn(%s, %s) = %q, want %q", tt.locale, tt.d, got, tt.want)
+		}
+	}
+	for _, l := range Locales() {
+		if _, ok := phrasesByLocale[l]; !ok {
+			t.Errorf("locale %s has no time phrases", l)
+		}
+	}
+}
