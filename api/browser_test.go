@@ -22,7 +22,7 @@ import (
 func TestLinkButtonInBrowser(t *testing.T) {
 	bin := testenv.Chromium(t)
 	brands, err := brand.New([]brand.Brand{{ID: "acme", Name: "Acme Bank", Color: "#0b5394",
-		SupportEmail: "help@acme.example", FreshLinkURL: "https://app.acme.example/verify/resend"}}, "")
+		SupportEmail: "help@acme.example", FreshLinkURL: "https://app.acme.example/verify/resend"}}, "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,11 +19,11 @@ type Set struct {
 // the messages speak for no one in particular (as before brands existed).
 var Neutral = &Brand{ID: "default"}
 
-// New returns a Set of brands (validated, ids unique) whose default is the brand with id
-// def (the first when def is empty). See Load for the errors.
-func New(brands []Brand, def string) (*Set, error) {
+// New returns a Set of brands (validated, ids unique; a Locale must be one of locales) whose
+// default is the brand with id def (the first when def is empty). See Load for the errors.
+func New(brands []Brand, def string, locales []string) (*Set, error) {
 	f := &File{Default: def, Brands: brands}
-	return f.set(nil)
+	return f.set(locales)
 }
 
 // For returns the brand of an inquiry: the brand listing its template id, else the brand

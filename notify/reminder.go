@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"github.com/resumer/resumer/state"
-	"strconv"
 	"time"
 )
 

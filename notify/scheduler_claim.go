@@ -153,6 +153,7 @@ func (s *Scheduler) handle(ctx context.Context, c state.Claim, claimedAt time.Ti
 	r := &Reminder{
 		InquiryID:    c.InquiryID,
 		ReferenceID:  c.ReferenceID,
+		TemplateID:   c.TemplateID,
 		Stage:        target,
 		ExpiresAt:    expiresAt,
 		Now:          now,

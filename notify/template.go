@@ -110,10 +110,6 @@ func loadCatalog(dir string, brands []brand.Brand) (*catalog, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load embedded templates: %w", err)
 	}
-	type layer struct {
-		name string
-		fsys fs.FS
-	}
 	var global []layer
 	if dir != "" {
 		if err := checkDir(dir); err != nil {
@@ -142,23 +138,41 @@ func loadCatalog(dir string, brands []brand.Brand) (*catalog, error) {
 			if err != nil {
 				return nil, fmt.Errorf("load embedded templates/%s: %w", locale, err)
 			}
-			for _, l := range layers {
-				if err := set.parseDir(l.fsys); err != nil {
-					return nil, fmt.Errorf("load templates from %s: %w", l.name, err)
-				}
-				if sub, err := fs.Sub(l.fsys, locale); err == nil {
-					if err := set.parseDir(sub); err != nil {
-						return nil, fmt.Errorf("load templates from %s: %w", filepath.Join(l.name, locale), err)
-					}
-				}
+			err = set.parseLayers(layers, locale)
+			if err == nil {
+				err = set.finish()
 			}
-			if err := set.finish(); err != nil {
-				return nil, fmt.Errorf("load templates of brand %s in %s: %w", b.ID, locale, err)
+			if err != nil {
+				if b.ID != brand.Neutral.ID {
+					err = fmt.Errorf("brand %s: %w", b.ID, err)
+				}
+				return nil, fmt.Errorf("load templates: %w", err)
 			}
 			c.sets[b.ID][locale] = set
 		}
 	}
 	return c, nil
+}
+
+// parseLayers parses each layer's top and then its locale subdirectory into set.
+func (set *templateSet) parseLayers(layers []layer, locale string) error {
+	for _, l := range layers {
+		if err := set.parseDir(l.fsys); err != nil {
+			return fmt.Errorf("%s: %w", l.name, err)
+		}
+		if sub, err := fs.Sub(l.fsys, locale); err == nil {
+			if err := set.parseDir(sub); err != nil {
+				return fmt.Errorf("%s: %w", filepath.Join(l.name, locale), err)
+			}
+		}
+	}
+	return nil
+}
+
+// layer is one directory of template overrides.
+type layer struct {
+	name string
+	fsys fs.FS
 }
 
 // checkDir reports a template directory that is missing or not a directory: fs.Glob would

@@ -41,10 +41,13 @@ const (
 // the claim, read atomically with it: the notifier's re-read before sending (DESIGN.md
 // decision 5). EmailAddress and NameFirst are personal data: never log them.
 type Claim struct {
-	InquiryID    string
-	Status       persona.Status
-	ExpiresAt    time.Time // zero when unknown (the inquiry is then never scheduled)
-	ReferenceID  string
+	InquiryID   string
+	Status      persona.Status
+	ExpiresAt   time.Time // zero when unknown (the inquiry is then never scheduled)
+	ReferenceID string
+	// TemplateID is the inquiry's template (itmpl_...), empty when unknown or when it could
+	// not be read (ClaimDue then still returns the claim).
+	TemplateID   string
 	EmailAddress string
 	NameFirst    string
 	// RemindersSent is the record's reminder list (see Inquiry.RemindersSent): the stages
@@ -77,6 +80,8 @@ type Claim struct {
 	// to inquiries whose due time for it is at or after then. A stage that is absent, or
 	// added at the zero time, has applied from the start.
 	StagesAdded map[string]time.Time
+	// template is the record's template code, for nameTemplates.
+	template templateRef
 }
 
 // StageApplies reports whether stage name, due at dueAt for this inquiry, applies to it: its
@@ -219,7 +224,7 @@ func (s *Store) ClaimDue(ctx context.Context, now time.Time, lease time.Duration
 			return nil, fmt.Errorf("claim due reminders: %w", err)
 		}
 		for i, cmd := range cmds {
-			got, err := decodeClaims(cmd)
+			got, err := decodeClaims(cmd, shards[i])
 			if err != nil {
 				errs = append(errs, fmt.Errorf("shard %d: %w", shards[i], err))
 			}
@@ -227,6 +232,9 @@ func (s *Store) ClaimDue(ctx context.Context, now time.Time, lease time.Duration
 		}
 	}
 	slices.SortStableFunc(claims, func(a, b Claim) int { return a.ExpiresAt.Compare(b.ExpiresAt) })
+	if err := s.nameTemplates(ctx, claims); err != nil {
+		errs = append(errs, err)
+	}
 	if err := errors.Join(errs...); err != nil {
 		return claims, fmt.Errorf("claim due reminders: %w", err)
 	}
@@ -243,7 +251,7 @@ func (s *Store) leaseOffset() time.Duration {
 
 // decodeClaims turns one shard's claim script reply into claims. A claim whose record does
 // not decode is left out (its lease runs out unsettled); the error reports it.
-func decodeClaims(cmd *redis.Cmd) ([]Claim, error) {
+func decodeClaims(cmd *redis.Cmd, shard int) ([]Claim, error) {
 	reply, err := cmd.StringSlice()
 	if err != nil {
 		return nil, err
@@ -293,6 +301,7 @@ func decodeClaims(cmd *redis.Cmd) ([]Claim, error) {
 		c.ExpiresAt = r.time(idxExpiresAt)
 		c.RemindersSent = r.reminders()
 		c.Attempts = int(r.num[idxAttempts])
+		c.template = templateRef{shard: shard, code: r.num[idxTemplate]}
 		claims = append(claims, c)
 	}
 	return claims, errors.Join(errs...)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -130,6 +131,8 @@ type Store struct {
 	mark     *redis.Script
 	winback  *redis.Script
 	funnel   funnelMetrics
+	// templateNames caches template ids by templateRef (immutable once assigned).
+	templateNames sync.Map
 }
 
 // New returns a Store on client. It does not contact Redis (use Ping for that); it fails only

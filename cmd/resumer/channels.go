@@ -33,6 +33,7 @@ func newChannels(cfg *config, logger *slog.Logger, reg prometheus.Registerer) ([
 				From:         cfg.MailFrom,
 				RequireTLS:   cfg.SMTPRequireTLS,
 				TemplatesDir: cfg.TemplatesDir,
+				Brands:       cfg.Brands,
 				Logger:       logger,
 				Registerer:   reg,
 			})

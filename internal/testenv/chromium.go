@@ -244,3 +244,26 @@ func (b *Browser) WaitFor(cond string) {
 	}
 	b.t.Fatalf("wait for %s: still false after a minute", cond)
 }
+
+// SetViewport makes the page w×h CSS pixels (mobile: a phone's touch and meta-viewport
+// handling too), as a phone or a desktop window would show it.
+func (b *Browser) SetViewport(w, h int, mobile bool) {
+	b.t.Helper()
+	b.call(b.session, "Emulation.setDeviceMetricsOverride", map[string]any{"width": w, "height": h,
+		"deviceScaleFactor": 1, "mobile": mobile}, nil)
+}
+
+// Screenshot saves a PNG of the whole page (beyond the viewport) to path.
+func (b *Browser) Screenshot(path string) {
+	b.t.Helper()
+	var res struct {
+		Data []byte `json:"data"` // base64 in JSON, decoded by encoding/json
+	}
+	b.call(b.session, "Page.captureScreenshot", map[string]any{"format": "png", "captureBeyondViewport": true}, &res)
+	if len(res.Data) == 0 {
+		b.t.Fatalf("screenshot %s: empty", path)
+	}
+	if err := os.WriteFile(path, res.Data, 0o644); err != nil {
+		b.t.Fatal(err)
+	}
+}
