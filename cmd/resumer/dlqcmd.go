@@ -45,6 +45,11 @@ func dlqCommand(ctx context.Context, args []string, getenv func(string) string, 
 	}
 	if sub == "list" {
 		letters, err := worker.ListDeadLetters(ctx, js, cfg.DLQStream, limit)
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			// A fresh install: the worker creates the stream when it first runs, and until
+			// then there is nothing dead-lettered.
+			letters, err = []worker.DeadLetter{}, nil
+		}
 		if err != nil {
 			return fmt.Errorf("dlq list: %w", err)
 		}
