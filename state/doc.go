@@ -21,6 +21,7 @@
 //	<prefix>:{<shard>}:t    HASH  template id <-> the short code records keep instead
 //	<prefix>:{<shard>}:l    HASH  handle -> "<lease token>|<lease end, Redis ms>|<intent>" of
 //	                              the inquiries claimed and not settled
+//	<prefix>:{<shard>}:hp   STRING the health probe Store.Ping writes (expires after a minute)
 //
 // This layout shares no key with the earlier one (a hash per inquiry under
 // <prefix>:{<shard>}:i:<id>, and exp, due, ret, n per shard), whose data it does not read:
@@ -97,4 +98,11 @@
 // deployment whose shards see neither events nor a notifier should run Store.Purge now and
 // then. Redis must not evict keys (maxmemory-policy noeviction): an evicted shard key would
 // lose thousands of records or an index at once.
+//
+// Under noeviction a full Redis refuses writes (OOM) while it still answers PING; so does a
+// replica after a failover (READONLY), a loading server (LOADING) and a cluster without a
+// quorum (CLUSTERDOWN, TRYAGAIN). ApplyBatch reports every such refusal as a failure of the
+// whole batch, never of one event, Store.Ping is a real write under the prefix, and
+// IsUnavailable tells such errors apart, so the worker waits them out instead of counting them
+// against the events.
 package state

@@ -16,6 +16,7 @@ const (
 	kindTemplate = "t"
 	kindLeases   = "l"
 	kindFunnel   = "f"
+	kindProbe    = "hp"
 )
 
 // keys builds the Redis key names of one store. Every key of shard s starts with
@@ -70,6 +71,9 @@ func (k keys) leases(shard int) string { return k.shardPrefix(shard) + kindLease
 func (k keys) funnel(shard int, day string) string {
 	return k.shardPrefix(shard) + kindFunnel + ":" + day
 }
+
+// probe is shard's health-probe key, written by Store.Ping and expiring on its own.
+func (k keys) probe(shard int) string { return k.shardPrefix(shard) + kindProbe }
 
 // shardKeys are the keys of shard that the apply, purge and claim scripts get, in KEYS order.
 func (k keys) shardKeys(shard int) []string {

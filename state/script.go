@@ -146,11 +146,26 @@ func ownError(err error) bool {
 	}
 	msg := strings.TrimPrefix(rerr.Error(), "ERR ")
 	for _, p := range serverWide {
-		if strings.HasPrefix(msg, p) {
+		// Redis 7 passes a refusal met inside a script on with its own code first ("OOM
+		// command not allowed ... script: ..."); Redis 6 wraps it ("Error running script
+		// (call to f_...): @user_script:1: -OOM command not allowed ...").
+		if strings.HasPrefix(msg, p) || strings.Contains(msg, ": -"+p) {
 			return false
 		}
 	}
 	return true
+}
+
+// IsUnavailable reports whether err says the store as a whole cannot serve right now rather
+// than that one event or call was at fault: Redis unreachable or timing out, or a reply that
+// concerns the server (LOADING, READONLY, MASTERDOWN, CLUSTERDOWN, TRYAGAIN, BUSY, OOM,
+// NOREPLICAS, an authentication failure, too many clients). Every error Store.Ping returns,
+// and every whole-batch error of ApplyBatch, is one. A nil error is not.
+func IsUnavailable(err error) bool {
+	if err == nil || errors.Is(err, ErrInvalidEvent) || errors.Is(err, ErrNotFound) {
+		return false
+	}
+	return !ownError(err)
 }
 
 // isNoScript reports whether err says the script is not in the server's cache.

@@ -212,10 +212,23 @@ func New(client redis.UniversalClient, cfg Config) (*Store, error) {
 	}, nil
 }
 
-// Ping checks that Redis answers; the error is the connection's or Redis' error.
+// probeTTL is how long a health probe's key lives.
+const probeTTL = time.Minute
+
+// Ping checks that Redis accepts writes under the store's prefix, as applying events needs: it
+// sets a short-lived probe key ("<prefix>:{<shard>}:hp", expiring after a minute) in every
+// shard, so on Redis Cluster every primary that holds a shard is asked. A Redis that answers
+// PING but refuses writes (OOM under noeviction, READONLY after a failover, LOADING,
+// MASTERDOWN, CLUSTERDOWN, TRYAGAIN) fails it. The error is the connection's or Redis' error;
+// IsUnavailable holds for it.
 func (s *Store) Ping(ctx context.Context) error {
-	if err := s.client.Ping(ctx).Err(); err != nil {
-		return fmt.Errorf("ping redis: %w", err)
+	stamp := s.now().UnixMilli()
+	pipe := s.client.Pipeline()
+	for shard := range int(s.keys.shards) {
+		pipe.Set(ctx, s.keys.probe(shard), stamp, probeTTL)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("probe redis with a write under %s: %w", s.cfg.Prefix, err)
 	}
 	return nil
 }

@@ -88,15 +88,18 @@ func storedEventTime(m jetstream.Msg, meta *jetstream.MsgMetadata) time.Time {
 }
 
 // apply hands the batch's events to the store in one call and settles every message: Ack once
-// the store confirmed it, NakWithDelay when this event failed, dead letter and Term when the
-// store calls the event invalid (permanent).
+// the store confirmed it; dead letter and Term when the store calls the event invalid
+// (permanent); for any other failure of this one event, NakWithDelay (growing delay), or dead
+// letter and Term (ReasonMaxDeliveries) once the message has been delivered MaxDeliver times.
 //
-// When the store fails as a whole, every message of the batch is nak'd with the next pause
-// delay and apply returns that delay and false; nothing is acknowledged. shuttingDown makes
-// such naks immediate instead, so another replica takes the messages at once.
-func (w *Worker) apply(ctx context.Context, shuttingDown bool, b *batch) (time.Duration, bool) {
+// When the store fails as a whole (unavailable: unreachable, or refusing writes), apply
+// settles nothing and returns false: the caller holds the batch and tries again later (see
+// hold). Such a failure never counts against the events, whatever their delivery count.
+// shuttingDown makes the naks of failed events immediate, so another replica takes them at
+// once.
+func (w *Worker) apply(ctx context.Context, shuttingDown bool, b *batch) bool {
 	if len(b.events) == 0 {
-		return 0, true
+		return true
 	}
 	start := w.opts.Now()
 	results, err := w.opts.Store.ApplyBatch(ctx, b.events)
@@ -105,21 +108,17 @@ func (w *Worker) apply(ctx context.Context, shuttingDown bool, b *batch) (time.D
 		err = fmt.Errorf("apply batch: %d results for %d events", len(results), len(b.events))
 	}
 	if err != nil {
-		delay := w.pause.NextBackOff()
-		if ctx.Err() != nil {
-			// The shutdown grace is over (ctx is the worker's work context).
-			w.log.Warn("shutdown grace over, returning unapplied messages", "events", len(b.events))
-			b.nakAll(w, delay, true)
-			return delay, false
+		for _, ev := range b.events {
+			w.metrics.events.WithLabelValues(eventLabel(ev.Name), resultFailed).Inc()
 		}
+		w.metrics.storeFailures.Inc()
 		if w.storeDownSince.IsZero() {
 			w.storeDownSince = w.opts.Now()
-			w.log.Warn("state store failed, pausing", "events", len(b.events), "retry_in", delay, "err", err)
+			w.log.Warn("state store unavailable, holding messages until it is back", "events", len(b.events), "err", err)
 		} else {
-			w.log.Debug("state store failed again", "events", len(b.events), "retry_in", delay, "err", err)
+			w.log.Debug("state store still unavailable", "events", len(b.events), "err", err)
 		}
-		b.nakAll(w, delay, shuttingDown)
-		return delay, false
+		return false
 	}
 	if !w.storeDownSince.IsZero() {
 		w.log.Info("state store back", "down_for", w.opts.Now().Sub(w.storeDownSince).Round(time.Millisecond))
@@ -136,6 +135,10 @@ func (w *Worker) apply(ctx context.Context, shuttingDown bool, b *batch) (time.D
 			continue
 		}
 		if r.Err != nil {
+			if d.meta.NumDelivered >= uint64(w.opts.MaxDeliver) {
+				w.deadLetterAndTerm(ctx, d.msg, d.meta, ReasonMaxDeliveries, r.Err)
+				continue
+			}
 			delay := w.opts.retryDelay(d.meta.NumDelivered)
 			w.metrics.events.WithLabelValues(label, resultFailed).Inc()
 			w.log.Warn("event not applied, will retry", "event_id", ev.ID, "event", ev.Name,
@@ -151,13 +154,12 @@ func (w *Worker) apply(ctx context.Context, shuttingDown bool, b *batch) (time.D
 			w.log.Warn("ack message", "event_id", ev.ID, "err", err)
 		}
 	}
-	return 0, true
+	return true
 }
 
-// nakAll counts every event of b as failed and naks its message (see nak).
+// nakAll naks every message of b (see nak).
 func (b *batch) nakAll(w *Worker, delay time.Duration, now bool) {
-	for i, d := range b.deliveries {
-		w.metrics.events.WithLabelValues(eventLabel(b.events[i].Name), resultFailed).Inc()
+	for _, d := range b.deliveries {
 		w.nak(d.msg, delay, now)
 	}
 }

@@ -8,23 +8,24 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// consume takes messages until ctx is done. It pauses while the store is unreachable and
-// creates the consumer again when its message iterator dies (the consumer was deleted, or
-// JetStream refused the pull).
+// consume takes messages until ctx is done. It holds what it has while the store is
+// unavailable (see hold), and creates the consumer again when its message iterator dies (the
+// consumer was deleted, or JetStream refused the pull).
 func (w *Worker) consume(ctx context.Context, stream jetstream.Stream, cons jetstream.Consumer) {
 	for ctx.Err() == nil {
 		iter, err := cons.Messages(jetstream.PullMaxMessages(2 * w.opts.BatchSize))
 		if err == nil {
+			w.setReady(nil)
 			var stop stopReason
 			stop, err = w.consumeIterator(ctx, iter)
 			switch stop {
 			case stopShutdown:
 				return
 			case stopStoreDown:
-				w.awaitStore(ctx)
 				continue
 			}
 		}
+		w.setReady(fmt.Errorf("consumer %s unusable: %w", w.opts.Durable, err))
 		w.log.Warn("consumer unusable, creating it again", "consumer", w.opts.Durable, "err", err)
 		for ctx.Err() == nil {
 			if !sleep(ctx, w.pause.NextBackOff()) {
@@ -37,7 +38,8 @@ func (w *Worker) consume(ctx context.Context, stream jetstream.Stream, cons jets
 				w.pause.Reset()
 				break
 			}
-			w.log.Debug("create consumer", "consumer", w.opts.Durable, "err", err)
+			w.setReady(fmt.Errorf("create consumer %s: %w", w.opts.Durable, err))
+			w.log.Warn("create consumer", "consumer", w.opts.Durable, "err", err)
 		}
 	}
 }
@@ -47,14 +49,18 @@ type stopReason int
 
 const (
 	stopShutdown  stopReason = iota // ctx is done and what was fetched is handled
-	stopStoreDown                   // the store failed as a whole; pause before fetching again
+	stopStoreDown                   // the store was unavailable; what was held is applied now
 	stopIterator                    // the iterator died; the error says why
 )
 
-// consumeIterator takes batches from iter and applies them until ctx is done, the store fails
-// as a whole, or iter dies. It is a two-stage pipeline: one goroutine takes and decodes the
-// next batch while this one applies and acknowledges the current batch, so decoding costs no
-// time of the store's.
+// consumeIterator takes batches from iter and applies them until ctx is done, the store turns
+// out unavailable, or iter dies. It is a two-stage pipeline: one goroutine takes and decodes
+// the next batch while this one applies and acknowledges the current batch, so decoding costs
+// no time of the store's.
+//
+// When the store is unavailable it stops taking (iter drains), collects every message already
+// delivered to it and holds them (see hold) until the store has applied them, so an outage
+// spends no delivery of any message.
 //
 // When ctx is done it drains iter: JetStream sends nothing more, and the batches in hand and
 // the messages already buffered are still applied and acknowledged, with a context that ends
@@ -62,6 +68,8 @@ const (
 func (w *Worker) consumeIterator(ctx context.Context, iter jetstream.MessagesContext) (stopReason, error) {
 	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelWork()
+	take, cancelTake := context.WithCancel(work)
+	defer cancelTake()
 	stopDrain := context.AfterFunc(ctx, func() {
 		iter.Drain()
 		time.AfterFunc(w.opts.ShutdownGrace, cancelWork)
@@ -70,44 +78,45 @@ func (w *Worker) consumeIterator(ctx context.Context, iter jetstream.MessagesCon
 	defer iter.Stop()
 
 	batches := make(chan *batch, 1)
-	release := make(chan struct{}) // closed when the store failed: stop taking, nak the rest
-	var releaseDelay time.Duration // set before release is closed
-	var takeErr error              // set before batches is closed
+	var takeErr error // set before batches is closed
 	go func() {
 		defer close(batches)
 		for {
-			msgs, err := w.takeBatch(work, iter)
+			msgs, err := w.takeBatch(take, iter)
 			if err != nil {
 				takeErr = err
 				return
 			}
-			b := w.decode(work, msgs)
-			select {
-			case batches <- b:
-			case <-release:
-				b.nakAll(w, releaseDelay, false)
-				return
-			}
+			batches <- w.decode(work, msgs)
 		}
 	}()
 
+	var held []*batch // batches that met an unavailable store, in delivery order
 	for b := range batches {
-		if delay, ok := w.apply(work, ctx.Err() != nil, b); !ok {
-			releaseDelay = delay
-			close(release)
-			iter.Drain()
-			// The taker stops once the drained iterator is empty; should draining hang (NATS
-			// unreachable too), cancelling work stops it.
-			time.AfterFunc(5*time.Second, cancelWork)
-			for b := range batches { // wait for the taker; nak what it had
-				b.nakAll(w, delay, ctx.Err() != nil)
-			}
-			if ctx.Err() != nil {
-				return stopShutdown, nil
-			}
-			w.releaseBuffered(iter, delay)
-			return stopStoreDown, nil
+		if held != nil {
+			// The store is unavailable: collect what the draining iterator still delivers.
+			b.progress(w)
+			held = append(held, b)
+			continue
 		}
+		if w.apply(work, ctx.Err() != nil, b) {
+			continue
+		}
+		held = []*batch{b}
+		b.progress(w)
+		iter.Drain()
+		// The taker stops once the drained iterator is empty; should draining hang (NATS
+		// unreachable too), cancelling take stops it.
+		time.AfterFunc(5*time.Second, cancelTake)
+	}
+	if held != nil {
+		if !w.hold(ctx, work, held) {
+			return stopShutdown, nil
+		}
+		if ctx.Err() != nil {
+			return stopShutdown, nil
+		}
+		return stopStoreDown, nil
 	}
 	if ctx.Err() != nil {
 		return stopShutdown, nil
@@ -138,45 +147,4 @@ func (w *Worker) takeBatch(ctx context.Context, iter jetstream.MessagesContext) 
 		msgs = append(msgs, m)
 	}
 	return msgs, nil
-}
-
-// releaseBuffered gives the messages iter has fetched but the worker has not taken back to
-// JetStream, to be redelivered after delay, so they do not wait out their AckWait in a
-// paused worker's buffer. iter must be draining.
-func (w *Worker) releaseBuffered(iter jetstream.MessagesContext, delay time.Duration) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	for {
-		m, err := iter.Next(jetstream.NextContext(ctx))
-		if err != nil {
-			return
-		}
-		if err := m.NakWithDelay(delay); err != nil {
-			w.log.Debug("nak buffered message", "err", err)
-		}
-	}
-}
-
-// awaitStore waits after a whole-batch failure: the current backoff delay, then, for a store
-// that can be pinged, until it answers. It returns early when ctx is done.
-func (w *Worker) awaitStore(ctx context.Context) {
-	if !sleep(ctx, w.pause.NextBackOff()) {
-		return
-	}
-	p, ok := w.opts.Store.(pinger)
-	if !ok {
-		return
-	}
-	for {
-		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		err := p.Ping(pctx)
-		cancel()
-		if err == nil || ctx.Err() != nil {
-			return
-		}
-		w.log.Debug("state store still unreachable", "err", err)
-		if !sleep(ctx, w.pause.NextBackOff()) {
-			return
-		}
-	}
 }

@@ -185,23 +185,25 @@ func TestDeadLetterPublishFailureNaks(t *testing.T) {
 	})
 }
 
-// TestMaxDeliveriesDeadLettered makes every apply fail: after MaxDeliver deliveries the
-// advisory brings the event to the DLQ exactly once although two replicas hear it, and once
-// the store works again a replay applies it.
+// TestMaxDeliveriesDeadLettered makes every event fail on its own (a script error for that
+// event): at its MaxDeliver-th delivery the worker holding it dead-letters it, exactly once
+// although two replicas share the consumer, and once the cause is fixed a replay applies it.
 func TestMaxDeliveriesDeadLettered(t *testing.T) {
 	e := newEnv(t)
 	var workers []*running
 	for range 2 {
 		opts := e.options(&countingApplier{next: e.store, failEach: true})
 		opts.MaxDeliver = 2
-		opts.AckWait = 200 * time.Millisecond // the BackOff schedule adds to nak delays
 		workers = append(workers, start(t, opts))
 	}
 	ev := testEvent{ID: "evt_md1", Name: "inquiry.started", InquiryID: "inq_md", Status: persona.StatusPending, At: testNow.Add(-time.Minute)}
 	e.publishEvent(t, ev)
 
 	eventually(t, 15*time.Second, "dead letter after max deliveries", func() bool { return e.dlqMsgs(t) == 1 })
-	time.Sleep(500 * time.Millisecond) // give the other replica time to copy it too
+	eventually(t, 5*time.Second, "terminated at its second delivery", func() bool {
+		info := e.consumerInfo(t, "")
+		return info.AckFloor.Stream == 1 && info.NumAckPending == 0 && info.NumRedelivered == 0
+	})
 	if n := e.dlqMsgs(t); n != 1 {
 		t.Fatalf("%d dead letters, want 1", n)
 	}

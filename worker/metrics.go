@@ -17,7 +17,7 @@ const (
 	resultDuplicate = "duplicate" // the store had seen the event id
 	resultStale     = "stale"     // older than what the store holds; nothing to change
 	resultIgnored   = "ignored"   // stored but not acted on (e.g. unknown event)
-	resultFailed    = "failed"    // not applied this time: store error or dead-lettered
+	resultFailed    = "failed"    // not applied by this attempt: store error, or dead-lettered
 	resultOther     = "other"     // an outcome this worker does not know; acknowledged
 )
 
@@ -32,8 +32,8 @@ const (
 	// ReasonInvalid marks an event the state store refused as invalid (state.ErrInvalidEvent),
 	// which no retry can change: it is dead-lettered at once.
 	ReasonInvalid = "invalid_event"
-	// ReasonMaxDeliveries marks a message JetStream delivered MaxDeliver times without an
-	// acknowledgement.
+	// ReasonMaxDeliveries marks an event that failed on its own (a script error for that
+	// event, not an unavailable store) at its MaxDeliver-th delivery.
 	ReasonMaxDeliveries = "max_deliveries"
 )
 
@@ -91,6 +91,12 @@ type metrics struct {
 	pending       prometheus.Gauge
 	deadLetters   *prometheus.CounterVec
 	bySource      *prometheus.CounterVec
+	// oldestUnapplied is the age of the oldest event the consumer has not settled.
+	oldestUnapplied prometheus.Gauge
+	// storeUnavailable is 1 while this worker holds messages for an unavailable store.
+	storeUnavailable prometheus.Gauge
+	held             prometheus.Gauge
+	storeFailures    prometheus.Counter
 }
 
 // sourceLabel bounds an event's eventstream.HeaderSource to a label value: webhook (no
@@ -127,12 +133,28 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 		deadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "resumer_worker_dead_letters_total",
-			Help: "Messages copied to the dead-letter stream, by reason: malformed, invalid_event, max_deliveries.",
+			Help: "Messages copied to the dead-letter stream, by reason: malformed, invalid_event, max_deliveries (the event failed on its own at its last allowed delivery).",
 		}, []string{"reason"}),
 		bySource: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "resumer_worker_events_by_source_total",
 			Help: "Events the worker applied (any outcome but failed), by source: webhook (delivered by Persona), replay and synthetic (reconciliation), other.",
 		}, []string{"source"}),
+		oldestUnapplied: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "resumer_worker_oldest_unapplied_age_seconds",
+			Help: "Age of the oldest message in the events stream the worker's consumer has neither applied nor dead-lettered (0 when none). It is lost when it reaches the stream's max age.",
+		}),
+		storeUnavailable: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "resumer_worker_store_unavailable",
+			Help: "1 while this worker holds messages because the state store is unavailable (unreachable or refusing writes), else 0.",
+		}),
+		held: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "resumer_worker_held_messages",
+			Help: "Messages this worker holds (InProgress, no delivery spent) until the state store is available again.",
+		}),
+		storeFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "resumer_worker_store_unavailable_total",
+			Help: "Batch applies that failed as a whole because the state store was unavailable; they are held and retried, never dead-lettered.",
+		}),
 	}
 	var err error
 	if m.events, err = register(reg, m.events); err != nil {
@@ -155,6 +177,18 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	for _, s := range []string{eventstream.SourceWebhook, eventstream.SourceReplay, eventstream.SourceSynthetic, resultOther} {
 		m.bySource.WithLabelValues(s)
+	}
+	if m.oldestUnapplied, err = register(reg, m.oldestUnapplied); err != nil {
+		return nil, err
+	}
+	if m.storeUnavailable, err = register(reg, m.storeUnavailable); err != nil {
+		return nil, err
+	}
+	if m.held, err = register(reg, m.held); err != nil {
+		return nil, err
+	}
+	if m.storeFailures, err = register(reg, m.storeFailures); err != nil {
+		return nil, err
 	}
 	for _, e := range slices.Concat(knownEvents, []string{eventOther}) {
 		for _, r := range results {

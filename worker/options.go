@@ -23,9 +23,9 @@ import (
 // state.ErrInvalidEvent, which no retry can fix. A non-nil error means the whole batch failed
 // (the store is unreachable) and nothing may be acknowledged.
 //
-// An Applier that also has a method Ping(ctx) error (as *state.Store does) is pinged after a
-// whole-batch failure, and the worker takes new messages only once it answers, so an outage
-// does not use up the messages' deliveries.
+// An Applier that also has a method Ping(ctx) error (as *state.Store does, with a real write)
+// is probed after a whole-batch failure, and the held messages are applied again only once it
+// succeeds. A whole-batch failure never spends a message's delivery (see Worker.Run).
 type Applier interface {
 	ApplyBatch(ctx context.Context, events []*persona.Event) ([]state.Result, error)
 }
@@ -56,10 +56,6 @@ const (
 // every replica: room for many replicas' batches and buffers.
 const maxAckPending = 10000
 
-// ackWaitBackOff is the consumer's BackOff schedule in multiples of AckWait: the n-th ack
-// timeout of a message waits ackWaitBackOff[n-1] AckWaits (the last value repeats).
-var ackWaitBackOff = []time.Duration{1, 2, 4, 10, 20}
-
 // Options configure a Worker. JetStream and Store are required; every other zero value takes
 // the default named in its comment.
 type Options struct {
@@ -77,8 +73,12 @@ type Options struct {
 	// Other subjects are about other objects than inquiries and are acknowledged without
 	// being applied. The zero value is eventstream's default prefix.
 	Subjects eventstream.Subjects
-	// MaxDeliver is how many times JetStream delivers a message before giving up on it and the
-	// worker dead-letters it (DefaultMaxDeliver). At least 1.
+	// MaxDeliver is the delivery at which an event that fails on its own (a script error for
+	// that event) is dead-lettered with ReasonMaxDeliveries instead of retried
+	// (DefaultMaxDeliver). At least 1. The worker decides this itself from the message's
+	// delivery count; the consumer lets JetStream redeliver without limit, so no message is
+	// ever left in the stream unapplied and not dead-lettered. An unavailable store never
+	// spends deliveries (the worker holds the messages), so it never dead-letters an event.
 	MaxDeliver int
 	// BatchSize is the most events applied in one store call (DefaultBatchSize), at most
 	// MaxBatchSize.
@@ -89,13 +89,11 @@ type Options struct {
 	FetchWait time.Duration
 	// RetryDelay is the redelivery delay after the first failed apply; it doubles with every
 	// further delivery up to MaxRetryDelay (DefaultRetryDelay, DefaultMaxRetryDelay). The same
-	// schedule paces the pause after the store was unreachable.
+	// schedule paces the store probes while the store is unavailable.
 	RetryDelay, MaxRetryDelay time.Duration
 	// AckWait is how long a replica has to acknowledge a message before JetStream gives it to
-	// another (DefaultAckWait). It is the first value of the consumer's BackOff schedule,
-	// which then grows to 2, 4, 10 and 20 AckWaits for later deliveries (at most MaxDeliver
-	// values). JetStream counts a NakWithDelay delay from that schedule too: a message nak'd
-	// at its n-th delivery (n > 1) returns BackOff[n-1] - AckWait later than the delay asked.
+	// another (DefaultAckWait). A worker holding messages for an unavailable store renews it
+	// every third of AckWait.
 	AckWait time.Duration
 	// ShutdownGrace bounds how long Run, once its context is cancelled, keeps finishing the
 	// batch in hand and the messages already fetched (DefaultShutdownGrace). Messages it
@@ -211,20 +209,18 @@ func (o *Options) retryDelay(delivered uint64) time.Duration {
 	return min(d, o.MaxRetryDelay)
 }
 
-// consumerConfig is the durable consumer every replica creates or updates to.
+// consumerConfig is the durable consumer every replica creates or updates to. It has no
+// BackOff list and no delivery limit: the worker paces retries with NakWithDelay and decides
+// dead-lettering itself (see MaxDeliver), and nats-server 2.9 refuses a BackOff list unless
+// MaxDeliver exceeds its length, even with unlimited deliveries.
 func (o *Options) consumerConfig() jetstream.ConsumerConfig {
-	backOff := make([]time.Duration, min(len(ackWaitBackOff), o.MaxDeliver))
-	for i := range backOff {
-		backOff[i] = ackWaitBackOff[i] * o.AckWait
-	}
 	return jetstream.ConsumerConfig{
 		Durable:       o.Durable,
 		Description:   "resumer worker: applies Persona events to the inquiry state",
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       o.AckWait,
-		MaxDeliver:    o.MaxDeliver,
-		BackOff:       backOff,
+		MaxDeliver:    -1,
 		MaxAckPending: maxAckPending,
 		ReplayPolicy:  jetstream.ReplayInstantPolicy,
 	}

@@ -3,16 +3,19 @@ package worker
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/resumer/resumer/internal/eventstream"
 	"github.com/resumer/resumer/internal/testenv"
 	"github.com/resumer/resumer/persona"
 	"github.com/resumer/resumer/state"
@@ -385,18 +388,50 @@ func TestRunReturnsWhenIdle(t *testing.T) {
 	}
 }
 
-func TestRunFailsWithoutStream(t *testing.T) {
+// TestRunWaitsForStream starts a worker before its events stream exists: Run does not return,
+// Ready names the missing stream, and once the stream is created the worker consumes.
+func TestRunWaitsForStream(t *testing.T) {
 	e := newEnv(t)
+	if err := e.js.DeleteStream(context.Background(), e.stream); err != nil {
+		t.Fatal(err)
+	}
 	opts := e.options(e.store)
-	opts.Stream = "NO_SUCH_STREAM"
+	var logs testenv.Buffer
+	opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 	w, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := w.Run(ctx); err == nil {
-		t.Fatal("Run without the events stream succeeded")
+	if w.Ready() == nil {
+		t.Fatal("Ready before Run")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	var runErr error
+	go func() { runErr = w.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	eventually(t, 10*time.Second, "the missing stream logged", func() bool {
+		return strings.Contains(logs.String(), "worker cannot consume, retrying") && strings.Contains(logs.String(), "stream not found")
+	})
+	if err := w.Ready(); err == nil || !strings.Contains(err.Error(), "stream not found") {
+		t.Fatalf("Ready = %v, want the missing stream", err)
+	}
+	select {
+	case <-done:
+		t.Fatalf("Run returned %v without the stream", runErr)
+	default:
+	}
+	if _, err := eventstream.Ensure(ctx, e.js, eventstream.Config{Name: opts.Stream}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 15*time.Second, "ready once the stream exists", func() bool { return w.Ready() == nil })
+	cancel()
+	<-done
+	if runErr != nil {
+		t.Fatalf("Run = %v", runErr)
+	}
+	if w.Ready() == nil {
+		t.Error("Ready after Run returned")
 	}
 }
 
