@@ -19,7 +19,9 @@ type scriptCall struct {
 // runScript runs calls of script in one pipelined round trip, one EVALSHA each. Calls that
 // find the script missing from the server's cache (NOSCRIPT: a restart, a failover, SCRIPT
 // FLUSH) are run once more after SCRIPT LOAD, so they may run after later calls of the same
-// batch; the apply script's order independence makes that harmless. It returns one command per call, whose error,
+// batch; the apply script's order independence makes that harmless. A call that finds the
+// script missing again right after the load (the pool reaches more than one server, as after
+// a failover) is sent once more with the script's source (EVAL). It returns one command per call, whose error,
 // if any, is that call's own (a Redis error reply such as a script error). The returned error
 // is non-nil when the batch as a whole failed: Redis unreachable, the context done, or a
 // server-wide condition (see batchFailure); no call's outcome is known then.
@@ -39,7 +41,11 @@ func (s *Store) runScript(ctx context.Context, script *redis.Script, calls []scr
 		pipe := s.client.Pipeline()
 		cmds := make([]*redis.Cmd, len(todo))
 		for j, i := range todo {
-			cmds[j] = script.EvalSha(ctx, pipe, calls[i].keys, calls[i].args...)
+			if attempt < 2 {
+				cmds[j] = script.EvalSha(ctx, pipe, calls[i].keys, calls[i].args...)
+			} else {
+				cmds[j] = script.Eval(ctx, pipe, calls[i].keys, calls[i].args...)
+			}
 		}
 		if durable && !cluster {
 			// WAIT counts the writes of its own connection, and a pipeline of a single-node
@@ -57,7 +63,10 @@ func (s *Store) runScript(ctx context.Context, script *redis.Script, calls []scr
 		}
 		var missing []int
 		for j, i := range todo {
-			if attempt == 0 && isNoScript(cmds[j].Err()) {
+			if isNoScript(cmds[j].Err()) {
+				if attempt == 2 {
+					return nil, fmt.Errorf("%w: %w", errScriptMissing, cmds[j].Err())
+				}
 				missing = append(missing, i)
 				continue
 			}
@@ -66,9 +75,15 @@ func (s *Store) runScript(ctx context.Context, script *redis.Script, calls []scr
 		if len(missing) == 0 {
 			return out, nil
 		}
-		if err := script.Load(ctx, s.client).Err(); err != nil {
-			return nil, fmt.Errorf("load script: %w", err)
+		if attempt == 0 {
+			if err := script.Load(ctx, s.client).Err(); err != nil {
+				return nil, fmt.Errorf("load script: %w", err)
+			}
 		}
+		// Missing again right after loading: the pool's connections reach more than one
+		// server (a failover behind a DNS name leaves connections to the old primary, now a
+		// replica with an empty script cache). The last attempt sends the source (EVAL): on a
+		// replica the script then fails READONLY, which drops that connection.
 		todo = missing
 	}
 }
@@ -114,6 +129,10 @@ func barrierKey(key string) string {
 	}
 	return key + ":w"
 }
+
+// errScriptMissing is a batch failure: a script was missing even when sent with EVAL, which
+// only a server that does not speak Redis' protocol can answer.
+var errScriptMissing = errors.New("script missing from redis after loading it")
 
 // batchFailure returns the error that failed a pipeline as a whole, or nil when every
 // command either succeeded or failed on its own. Network and context errors are batch
@@ -165,7 +184,7 @@ func IsUnavailable(err error) bool {
 	if err == nil || errors.Is(err, ErrInvalidEvent) || errors.Is(err, ErrNotFound) {
 		return false
 	}
-	return !ownError(err)
+	return errors.Is(err, errScriptMissing) || !ownError(err)
 }
 
 // isNoScript reports whether err says the script is not in the server's cache.
