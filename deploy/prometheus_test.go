@@ -191,7 +191,7 @@ func TestAlertRulesCoverage(t *testing.T) {
 		"ResumerTargetDown", "ResumerWebhookUnavailable", "ResumerWebhookSignatureFailures",
 		"ResumerConsumerLagGrowing", "ResumerDeadLetters", "ResumerRemindersFailing",
 		"ResumerReminderBacklog", "ResumerPersonaRateLimited", "ResumerPersonaAuthErrors",
-		"ResumerNoWebhooks",
+		"ResumerNoWebhooks", "ResumerStateStoreUnavailable", "ResumerEventsUnapplied",
 	} {
 		if !slices.Contains(names, want) {
 			t.Errorf("no alert %s", want)

@@ -8,16 +8,23 @@
 // only once the store has confirmed it:
 //
 //	store applied, or found it a duplicate, stale or ignorable   Ack
-//	store could not apply this one event                         NakWithDelay (growing delay)
-//	store unreachable (the whole batch failed)                   NakWithDelay every message,
-//	                                                             pause until the store answers
+//	store could not apply this one event                         NakWithDelay (growing delay);
+//	                                                             at delivery MaxDeliver, copy to
+//	                                                             the dead-letter stream, then Term
+//	store unavailable (the whole batch failed: unreachable, or   hold: stop taking, InProgress
+//	refusing writes with OOM, READONLY, LOADING, ...)            what is held, probe the store
+//	                                                             with a write, apply again
 //	body is not a Persona event, or the store calls it invalid   copy to the dead-letter stream,
 //	                                                             then Term
 //
-// A message JetStream gives up on after MaxDeliver deliveries is announced by a JetStream
-// advisory; every replica listens for it and copies the message to the dead-letter stream with
-// reason "max_deliveries". Copies are published with a Nats-Msg-Id derived from the stream
-// sequence, so the replicas that see the same advisory store one dead letter.
+// Dead-lettering is the worker's decision, from the message's delivery count and only for a
+// failure of that event: the consumer redelivers without limit, and holding never spends a
+// delivery, so an outage of the store, however long, dead-letters nothing, and no message is
+// left in the stream neither applied nor dead-lettered. Copies are published with a
+// Nats-Msg-Id derived from the stream sequence, so a copy made twice is stored once.
+//
+// Run retries the consumer's creation (logging the server's reason) until it succeeds; Ready
+// says whether the worker consumes, for a readiness probe.
 //
 // ListDeadLetters and ReplayDeadLetters are the tools behind `resumer dlq list` and
 // `resumer dlq replay`: a replayed dead letter goes back to the events stream with its original

@@ -95,6 +95,9 @@ func (e *env) checkAppliedOnce(t *testing.T, r *running, tag string, n int) {
 	if got := testutil.ToFloat64(r.w.metrics.storeUnavailable); got != 0 {
 		t.Errorf("resumer_worker_store_unavailable = %v after the outage", got)
 	}
+	eventually(t, 10*time.Second, "no unapplied event left", func() bool {
+		return testutil.ToFloat64(r.w.metrics.oldestUnapplied) == 0
+	})
 }
 
 // TestWorkerHoldsThroughOOM makes Redis refuse writes (maxmemory 1 with noeviction: OOM,
@@ -137,6 +140,9 @@ func TestWorkerHoldsThroughOOM(t *testing.T) {
 	if got := testutil.ToFloat64(r.w.metrics.held); got == 0 {
 		t.Error("resumer_worker_held_messages = 0 during the outage")
 	}
+	eventually(t, 10*time.Second, "the oldest unapplied event's age reported", func() bool {
+		return testutil.ToFloat64(r.w.metrics.oldestUnapplied) > 0
+	})
 	info := e.consumerInfo(t, "")
 	t.Logf("during the outage: %v failed applies, %d failed probes; ack floor %d, ack pending %d, redelivered %d",
 		testutil.ToFloat64(r.w.metrics.storeFailures), store.probeFail.Load(), info.AckFloor.Stream, info.NumAckPending, info.NumRedelivered)

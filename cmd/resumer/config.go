@@ -183,7 +183,7 @@ var settings = []setting{
 	{env: "RESUMER_DEDUP_WINDOW", def: "1h", usage: "JetStream duplicate window for event ids", set: setDuration(time.Second, func(c *config) *time.Duration { return &c.DedupWindow })},
 	{env: "RESUMER_DLQ_STREAM", def: "PERSONA_DLQ", usage: "dead-letter stream for events that cannot be applied", set: setName(func(c *config) *string { return &c.DLQStream })},
 	{env: "RESUMER_CONSUMER", def: "state", usage: "durable consumer name of the worker", set: setName(func(c *config) *string { return &c.Consumer })},
-	{env: "RESUMER_MAX_DELIVER", def: "10", usage: "deliveries before an event is dead-lettered", set: setInt(1, 1000, func(c *config) *int { return &c.MaxDeliver })},
+	{env: "RESUMER_MAX_DELIVER", def: "10", usage: "the delivery at which an event that fails on its own is dead-lettered (store outages never count)", set: setInt(1, 1000, func(c *config) *int { return &c.MaxDeliver })},
 	{env: "RESUMER_BATCH_SIZE", def: "256", usage: "events the worker fetches and applies per batch", set: setInt(1, 10000, func(c *config) *int { return &c.BatchSize })},
 	{env: "RESUMER_REDIS_URL", def: "redis://127.0.0.1:6379/0", usage: "Redis URL: redis:// or rediss:// (one node), redis+cluster:// or several addr= seeds (Cluster), redis+sentinel://s1:26379,s2:26379/mymaster/0 (Sentinel); passwords in the URL (README: Scaling out)", secret: true,
 		set: func(c *config, v string) error {

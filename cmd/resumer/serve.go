@@ -109,7 +109,19 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, stdout io.Writ
 			return err
 		}
 		defer rdb.Close()
-		checks.add("redis", func(ctx context.Context) error { return redisconn.Ping(ctx, rdb) })
+		// Every primary answers, and (a real write under the prefix) accepts writes: a Redis
+		// that answers PING but refuses writes (OOM, READONLY after a failover, LOADING) is
+		// not ready.
+		probe, err := state.New(rdb, stateConfig(cfg))
+		if err != nil {
+			return fmt.Errorf("state store: %w", err)
+		}
+		checks.add("redis", func(ctx context.Context) error {
+			if err := redisconn.Ping(ctx, rdb); err != nil {
+				return err
+			}
+			return probe.Ping(ctx)
+		})
 	}
 
 	var streamReady atomic.Bool
@@ -181,6 +193,7 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, stdout io.Writ
 		if err != nil {
 			return fmt.Errorf("worker role: %w", err)
 		}
+		checks.add("worker", func(context.Context) error { return w.Ready() })
 		g.Go(func() error {
 			select {
 			case <-streamReadyCh:
