@@ -112,7 +112,7 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, stdout io.Writ
 		// Every primary answers, and (a real write under the prefix) accepts writes: a Redis
 		// that answers PING but refuses writes (OOM, READONLY after a failover, LOADING) is
 		// not ready.
-		probe, err := state.New(rdb, stateConfig(cfg))
+		probe, err := state.New(rdb, stateConfig(cfg, nil))
 		if err != nil {
 			return fmt.Errorf("state store: %w", err)
 		}
