@@ -15,7 +15,7 @@ import (
 // are still stored. A dependency no role lists here is needed by every role.
 var roleDeps = map[string][]string{
 	"webhook": {"nats", "stream"},
-	"worker":  {"nats", "stream", "redis"},
+	"worker":  {"nats", "stream", "redis", "consumer"},
 	"notify":  {"redis"},
 	"api":     {"redis"},
 }

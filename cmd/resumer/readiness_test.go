@@ -36,7 +36,7 @@ func TestReadinessPerRole(t *testing.T) {
 		code, _ := get(t, urls["admin"]+"/readyz")
 		return code == http.StatusOK
 	})
-	if code, body := get(t, urls["admin"]+"/readyz"); !strings.Contains(body, "webhook: ready (nats: ok; stream: ok)") || !strings.Contains(body, "worker: ready (nats: ok; redis: ok; stream: ok)") {
+	if code, body := get(t, urls["admin"]+"/readyz"); !strings.Contains(body, "webhook: ready (nats: ok; stream: ok)") || !strings.Contains(body, "worker: ready (nats: ok; redis: ok; stream: ok; consumer: ok)") {
 		t.Errorf("/readyz = %d %q", code, body)
 	}
 	if code, _ := get(t, urls["admin"]+"/readyz/api"); code != http.StatusNotFound {

@@ -193,7 +193,7 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, stdout io.Writ
 		if err != nil {
 			return fmt.Errorf("worker role: %w", err)
 		}
-		checks.add("worker", func(context.Context) error { return w.Ready() })
+		checks.add("consumer", func(context.Context) error { return w.Ready() })
 		g.Go(func() error {
 			select {
 			case <-streamReadyCh:
