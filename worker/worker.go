@@ -217,7 +217,7 @@ func (w *Worker) oldestUnapplied(ctx context.Context, stream jetstream.Stream, i
 	if info.NumPending == 0 && info.NumAckPending == 0 {
 		return 0, nil
 	}
-	m, err := stream.GetMsg(ctx, info.AckFloor.Stream+1, jetstream.WithGetMsgSubject(eventstream.SubjectPrefix+">"))
+	m, err := stream.GetMsg(ctx, info.AckFloor.Stream+1, jetstream.WithGetMsgSubject(w.opts.Subjects.Filter()))
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return 0, nil
 	}
