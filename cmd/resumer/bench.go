@@ -26,13 +26,16 @@ func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: resumer bench [flags] [scenario ...]\n\nscenarios: %s (default: all)\n\nflags:\n",
-			strings.Join(bench.Scenarios, " "))
+		fmt.Fprintf(stderr, "usage: resumer bench [flags] [scenario ...]\n\nscenarios: %s (default: all); opt-in: %s\n\nflags:\n",
+			strings.Join(bench.Scenarios, " "), strings.Join(bench.OptInScenarios, " "))
 		fs.PrintDefaults()
 	}
 	redisURL := fs.String("redis-url", d.RedisURL, "Redis to write the run's keys to (bench-<run>-..., deleted at the end)")
 	natsURL := fs.String("nats-url", "", "NATS server to use instead of an embedded one (no other stream may claim persona.events.>)")
 	natsSync := fs.String("nats-sync", "", "embedded NATS sync_interval: always or a duration (default: nats-server's, 2m)")
+	clusterURL := fs.String("cluster-url", "", "cluster: the Redis Cluster to measure (default: a loopback cluster the run starts)")
+	clusterEvents := fs.Int("cluster-events", d.Cluster.Events, "cluster: events applied per phase")
+	failovers := fs.Int("failovers", d.Cluster.Failovers, "cluster: failovers timed per deployment (0: none)")
 	jsonPath := fs.String("json", "", "also write the report as JSON to this file")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	memProfile := fs.String("memprofile", "", "write an allocation profile of the whole run to this file")
@@ -97,6 +100,10 @@ func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	apply("workers", func() { o.Apply.Workers, o.E2E.Workers = *workers, *workers })
 	apply("batch-size", func() { o.Apply.BatchSize, o.E2E.BatchSize = *batch, *batch })
 	apply("events", func() { o.E2E.Events = *events })
+	apply("cluster-events", func() { o.Cluster.Events = *clusterEvents })
+	apply("failovers", func() { o.Cluster.Failovers = *failovers })
+	o.Cluster.URL = *clusterURL
+	o.Cluster.Failover = o.Cluster.Failovers > 0
 	apply("due", func() { o.Tracked.Due = *due })
 	apply("reps", func() { o.Tracked.Reps = *reps })
 	apply("fill-events", func() { o.Tracked.EventsPerInquiry = *fillEvents })
