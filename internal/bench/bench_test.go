@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/resumer/resumer/internal/clustertest"
 	"github.com/resumer/resumer/internal/testenv"
 	"github.com/resumer/resumer/persona"
 	"github.com/resumer/resumer/webhook"
@@ -129,5 +130,44 @@ func TestRunQuick(t *testing.T) {
 	}
 	if _, err := json.Marshal(rep); err != nil {
 		t.Errorf("report does not encode as JSON: %v", err)
+	}
+}
+
+// TestClusterScenario runs the opt-in cluster scenario at smoke size on loopback clusters it
+// starts: apply throughput on a Redis Cluster against a private single node, and one
+// failover each of a Redis Cluster and a Sentinel set. It skips without the Redis binaries.
+func TestClusterScenario(t *testing.T) {
+	if err := clustertest.RequireBinaries(); err != nil {
+		t.Skipf("skipping the cluster scenario: %v", err)
+	}
+	t.Parallel()
+	o := Default().Quick()
+	o.RedisURL = testenv.RedisURL(t)
+	o.Scenarios = []string{"cluster"}
+	o.Cluster.Failover = true
+	var progress bytes.Buffer
+	o.Progress = &progress
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	rep, err := Run(ctx, o)
+	if err != nil {
+		t.Fatalf("run: %v\nprogress:\n%s", err, progress.String())
+	}
+	tables := map[string]*Table{}
+	for _, tb := range rep.Tables {
+		tables[tb.Scenario] = tb
+	}
+	if tables["cluster"] == nil || tables["failover"] == nil {
+		t.Fatalf("tables %v, want cluster and failover", tables)
+	}
+	for _, m := range []string{"single_rate", "cluster_rate", "cluster_acked_rate", "ratio"} {
+		if v := tables["cluster"].Metrics[m]; !(v > 0) {
+			t.Errorf("cluster: %s = %v", m, v)
+		}
+	}
+	for _, m := range []string{"cluster_first_apply_ms", "cluster_ready_ms", "sentinel_first_apply_ms", "sentinel_ready_ms"} {
+		if v := tables["failover"].Metrics[m]; !(v > 0) {
+			t.Errorf("failover: %s = %v", m, v)
+		}
 	}
 }

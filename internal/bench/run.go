@@ -64,7 +64,7 @@ func Default() Options {
 			Pipelines: 4, Batch: 512, MemoryTargetFrom: 100_000, MemoryUsageUpTo: 100_000,
 		},
 		Persona: PersonaOptions{Clients: 3, Concurrency: 4, PerMinute: 300, Window: 30 * time.Second, Windows: 1},
-		Cluster: ClusterOptions{Events: 20_000, Rounds: 2, Batch: 256, Appliers: 4, Failover: true, Failovers: 2},
+		Cluster: ClusterOptions{Events: 20_000, Rounds: 3, Batch: 256, Appliers: 4, Failover: true, Failovers: 2},
 	}
 }
 

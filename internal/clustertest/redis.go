@@ -161,3 +161,22 @@ func wait(ctx context.Context, timeout time.Duration, what string, cond func(ctx
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// StartRedisNode starts one standalone redis-server under dir on a free loopback port (no
+// persistence): the single-node baseline of a comparison with the clusters started here.
+func StartRedisNode(dir string) (*RedisNode, error) {
+	if err := RequireBinaries(); err != nil {
+		return nil, err
+	}
+	n, err := newNode(dir, "single", func(port int, d string) []string {
+		return []string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", d,
+			"--save", "", "--appendonly", "no", "--daemonize", "no"}
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := n.Start(); err != nil {
+		return nil, err
+	}
+	return n, nil
+}
