@@ -1,8 +1,11 @@
 package notify
 
 import (
+	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -214,6 +217,27 @@ func TestSchedulerSendsBrandedReminders(t *testing.T) {
 			}
 		default:
 			t.Errorf("unexpected message %s", m.MessageID)
+		}
+	}
+}
+
+// TestEveryLocaleHasEveryTemplate: the built-in sets of all locales have the same files, so
+// no language silently falls back to English.
+func TestEveryLocaleHasEveryTemplate(t *testing.T) {
+	files := func(locale string) []string {
+		names, err := fs.Glob(embeddedTemplates, "templates/"+locale+"/*.tmpl")
+		if err != nil || len(names) == 0 {
+			t.Fatalf("templates/%s: %v", locale, err)
+		}
+		for i := range names {
+			names[i] = path.Base(names[i])
+		}
+		return names
+	}
+	en := files("en")
+	for _, l := range Locales() {
+		if got := files(l); !slices.Equal(got, en) {
+			t.Errorf("templates/%s has %v, templates/en %v", l, got, en)
 		}
 	}
 }

@@ -67,7 +67,7 @@ func TestEmailRendersInBrowser(t *testing.T) {
 	}{{"acme", branded}, {"neutral", nil}} {
 		ch := newTestEmail(t, nil, func(o *EmailOptions) { o.Brands = deployment.brands })
 		for _, locale := range Locales() {
-			for _, stage := range []Stage{NewStage(6 * time.Hour), NewStage(time.Hour)} {
+			for _, stage := range []Stage{NewStage(6 * time.Hour), NewStage(time.Hour), {Name: WinbackStage, Before: 72 * time.Hour}} {
 				r := testReminder(stage, "Ana")
 				r.Locale = locale
 				msg, br, err := ch.render(r, testClock)

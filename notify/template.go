@@ -99,8 +99,9 @@ func (c *catalog) get(brandID, locale string) *templateSet {
 
 // loadCatalog parses the template sets of every brand (and the neutral brand) in every
 // locale. A set is built in layers, each replacing files of the same name: the embedded
-// templates/<locale>/, then the top of dir and dir/<locale>/, then the top of the brand's
-// TemplatesDir and its <locale>/ subdirectory. Errors name the directory and the file.
+// templates/en/ (so a file a locale lacks is sent in English), templates/<locale>/, then the
+// top of dir and dir/<locale>/, then the top of the brand's TemplatesDir and its <locale>/
+// subdirectory. Errors name the directory and the file.
 func loadCatalog(dir string, brands []brand.Brand) (*catalog, error) {
 	embedded, err := fs.Sub(embeddedTemplates, "templates")
 	if err != nil {
@@ -131,12 +132,15 @@ func loadCatalog(dir string, brands []brand.Brand) (*catalog, error) {
 		for _, locale := range Locales() {
 			set := &templateSet{layout: string(layout), text: map[string]*texttemplate.Template{},
 				html: map[string]*htmltemplate.Template{}, htmlSrc: map[string]string{}}
-			sub, err := fs.Sub(embedded, locale)
-			if err == nil {
-				err = set.parseDir(sub)
-			}
-			if err != nil {
-				return nil, fmt.Errorf("load embedded templates/%s: %w", locale, err)
+			// English first: a file a locale lacks falls back to the English one.
+			for _, l := range slices.Compact([]string{"en", locale}) {
+				sub, err := fs.Sub(embedded, l)
+				if err == nil {
+					err = set.parseDir(sub)
+				}
+				if err != nil {
+					return nil, fmt.Errorf("load embedded templates/%s: %w", l, err)
+				}
 			}
 			err = set.parseLayers(layers, locale)
 			if err == nil {
