@@ -21,6 +21,9 @@ POST /_sim/clock/advance             {"by":"25h"} -> {"now"}; expires inquiries 
 POST /_sim/faults                    {"fail-next":3,"status":503,"delay":"200ms"} -> 204
 GET  /_sim/requests                  {"total", "by-path": {path: n}}
 GET  /_sim/events                    [{"id","name","inquiry-id","created-at","delivered"}]
+POST /_sim/events                    {"name","type","id","inquiry-id","inquiry-ids","omit-created-at","omit-updated-at"}
+                                     an event about another object or an inquiry's part (account.created,
+                                     case.created, report/watchlist.ready, verification.passed, ...) -> 201 {"id"}
 POST /_sim/webhooks                  {"enabled":false} -> 204; while off, events reach only GET /api/v1/events
 POST /_sim/templates/{id}/publish    -> {"version"}; new inquiries of the template get the new version
 `
@@ -67,6 +70,27 @@ func (s *Server) controlRoutes(m *http.ServeMux) {
 	})
 	m.HandleFunc("POST /_sim/templates/{id}/publish", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, r, http.StatusOK, map[string]any{"version": s.PublishTemplateVersion(r.PathValue("id"))})
+	})
+	m.HandleFunc("POST /_sim/events", func(w http.ResponseWriter, r *http.Request) {
+		var p struct {
+			Name          string   `json:"name"`
+			Type          string   `json:"type"`
+			ID            string   `json:"id"`
+			InquiryID     string   `json:"inquiry-id"`
+			InquiryIDs    []string `json:"inquiry-ids"`
+			OmitCreatedAt bool     `json:"omit-created-at"`
+			OmitUpdatedAt bool     `json:"omit-updated-at"`
+		}
+		if !decodeControl(w, r, &p) {
+			return
+		}
+		if p.Name == "" {
+			writeErrors(w, r, http.StatusBadRequest, "Bad request", `want {"name": "account.created", ...}`)
+			return
+		}
+		ev := s.EmitObjectEvent(ObjectEvent{Name: p.Name, Type: p.Type, ID: p.ID, InquiryID: p.InquiryID,
+			InquiryIDs: p.InquiryIDs, OmitCreatedAt: p.OmitCreatedAt, OmitUpdatedAt: p.OmitUpdatedAt})
+		writeJSON(w, r, http.StatusCreated, map[string]any{"id": ev.ID})
 	})
 	m.HandleFunc("GET /_sim/events", func(w http.ResponseWriter, r *http.Request) {
 		out := []any{}

@@ -44,6 +44,7 @@
 //	POST /_sim/faults                    {"fail-next":3,"status":503,"delay":"200ms"}
 //	GET  /_sim/requests                  {"total","by-path"}
 //	GET  /_sim/events                    emitted events (id, name, inquiry-id, created-at)
+//	POST /_sim/events                    {"name","type","inquiry-id","inquiry-ids","omit-created-at"}: an event about another object
 //
 // For example:
 //

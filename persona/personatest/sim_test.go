@@ -380,6 +380,18 @@ func TestSimControlAPI(t *testing.T) {
 	if resp, _ := call(t, sim, "GET", "/api/v1/inquiries/"+id, sim.APIKey(), nil); resp.StatusCode != 502 {
 		t.Errorf("injected fault: %d", resp.StatusCode)
 	}
+	// PERSONA.md §4: a case event listing its inquiries under relationships.inquiries.
+	if code, doc = post("/_sim/events", `{"name":"case.created","inquiry-ids":["`+id+`"]}`); code != 201 {
+		t.Errorf("object event: %d %v", code, doc)
+	}
+	all := sim.Events()
+	if ev, err := persona.ParseEvent(all[len(all)-1].Body); err != nil || ev.Name != "case.created" || ev.AboutInquiry() ||
+		len(ev.RelatedInquiryIDs) != 1 || ev.RelatedInquiryIDs[0] != id || doc["id"] != ev.ID {
+		t.Errorf("object event parses as %+v (%v), answer %v", ev, err, doc)
+	}
+	if code, _ = post("/_sim/events", `{}`); code != 400 {
+		t.Errorf("object event without a name: %d, want 400", code)
+	}
 	resp, err := http.Get(sim.URL() + "/_sim/")
 	must(t, err)
 	resp.Body.Close()
