@@ -156,9 +156,11 @@ func rawApply(ctx context.Context, rdb redis.UniversalClient, store *state.Store
 }
 
 // prefill publishes every event's body to stream, as the receiver would, and waits for all
-// the PubAcks.
+// the PubAcks. A window stays below the client's limit of pending async publishes (4,000 by
+// default), past which a publish waits only 200 ms for PubAcks and then fails: on a loaded
+// machine it did ("stalled with too many outstanding async published messages").
 func prefill(ctx context.Context, js jetstream.JetStream, stream string, events []generatedEvent) error {
-	const window = 4096
+	const window = 2048
 	for lo := 0; lo < len(events); lo += window {
 		for i := lo; i < min(lo+window, len(events)); i++ {
 			if _, err := js.PublishMsgAsync(events[i].message(time.Now()), jetstream.WithExpectStream(stream)); err != nil {
