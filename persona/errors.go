@@ -26,6 +26,10 @@ var (
 	// ErrRejected: Persona answered another 4xx (400, 422, ...): the request is invalid or
 	// exceeds a per-inquiry limit such as the 25 sessions of PERSONA.md §6.
 	ErrRejected = errors.New("persona: request rejected")
+	// ErrStale: Persona answered 409 "Stale object error ... Please try again": the object
+	// changed under a concurrent request (PERSONA.md §6). Transient, unlike ErrNotResumable,
+	// the other 409s; told apart by the error's text.
+	ErrStale = errors.New("persona: stale object, try again")
 	// ErrRateLimited: Persona answered 429 (PERSONA.md §7). Transient.
 	ErrRateLimited = errors.New("persona: rate limited")
 	// ErrUnavailable: Persona answered 5xx, or the request never got an answer (connection
@@ -93,13 +97,16 @@ func (e *APIError) Unwrap() error { return e.Err }
 func (e *APIError) Is(target error) bool { return target == e.Class() }
 
 // Class returns the sentinel the error is classified as: ErrNotFound, ErrNotResumable,
-// ErrUnauthorized, ErrRateLimited, ErrUnavailable, ErrMalformedResponse or ErrRejected.
+// ErrStale, ErrUnauthorized, ErrRateLimited, ErrUnavailable, ErrMalformedResponse or
+// ErrRejected.
 func (e *APIError) Class() error {
 	switch s := e.Status; {
 	case s == 0:
 		return ErrUnavailable
 	case s == http.StatusNotFound:
 		return ErrNotFound
+	case s == http.StatusConflict && e.asksRetry():
+		return ErrStale
 	case s == http.StatusConflict:
 		return ErrNotResumable
 	case s == http.StatusUnauthorized || s == http.StatusForbidden:
@@ -115,9 +122,16 @@ func (e *APIError) Class() error {
 	}
 }
 
-// IsTransient reports whether err is worth retrying later: a rate limit or an unavailable
-// Persona (ErrRateLimited, ErrUnavailable). Final errors (not found, not resumable,
-// unauthorized, rejected, malformed) and nil report false.
+// asksRetry reports whether the error's text asks for a retry: Persona's 409 "Stale object
+// error" whose detail ends "Please try again" (PERSONA.md §6).
+func (e *APIError) asksRetry() bool {
+	text := strings.ToLower(e.Title + " " + e.Detail)
+	return strings.Contains(text, "stale object") || strings.Contains(text, "please try again")
+}
+
+// IsTransient reports whether err is worth retrying later: a rate limit, an unavailable
+// Persona or a stale-object conflict (ErrRateLimited, ErrUnavailable, ErrStale). Final errors
+// (not found, not resumable, unauthorized, rejected, malformed) and nil report false.
 func IsTransient(err error) bool {
-	return errors.Is(err, ErrRateLimited) || errors.Is(err, ErrUnavailable)
+	return errors.Is(err, ErrRateLimited) || errors.Is(err, ErrUnavailable) || errors.Is(err, ErrStale)
 }

@@ -19,6 +19,7 @@ POST /_sim/inquiries/{id}/{action}   action: start complete fail mark-for-review
 GET  /_sim/clock                     {"now"}
 POST /_sim/clock/advance             {"by":"25h"} -> {"now"}; expires inquiries past expires-at
 POST /_sim/faults                    {"fail-next":3,"status":503,"delay":"200ms"} -> 204
+                                     (status 409: the retryable "Stale object error")
 GET  /_sim/requests                  {"total", "by-path": {path: n}}
 GET  /_sim/events                    [{"id","name","inquiry-id","created-at","delivered"}]
 POST /_sim/events                    {"name","type","id","inquiry-id","inquiry-ids","omit-created-at","omit-updated-at"}

@@ -42,6 +42,12 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if status := s.takeFault(); status != 0 {
+		if status == http.StatusConflict {
+			// Persona's retryable conflict (PERSONA.md §6): the object changed under a
+			// concurrent request.
+			writeErrors(rec, r, status, "Stale object error", "The object was modified by another request. Please try again.")
+			return
+		}
 		writeErrors(rec, r, status, http.StatusText(status), "Injected failure.")
 		return
 	}

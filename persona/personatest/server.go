@@ -284,7 +284,8 @@ func (s *Server) Advance(d time.Duration) {
 }
 
 // FailNext makes the next n API requests answer status (503 when 0) with a JSON:API error
-// body, after rate limiting and before authentication.
+// body, after rate limiting and before authentication. A 409 is Persona's retryable "Stale
+// object error ... Please try again" (PERSONA.md §6).
 func (s *Server) FailNext(n, status int) {
 	if status == 0 {
 		status = http.StatusServiceUnavailable
