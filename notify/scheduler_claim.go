@@ -207,7 +207,7 @@ func (s *Scheduler) dueStages(c state.Claim, now time.Time) []Stage {
 }
 
 // link mints the reminder's link in the configured mode and returns it with the expiry to
-// tell the user: the session token's when Persona says, else the inquiry's.
+// tell the user: the earlier of the session token's and the inquiry's.
 func (s *Scheduler) link(ctx context.Context, c state.Claim, st Stage) (string, time.Time, error) {
 	switch s.mode {
 	case LinkOneTimeLink:
@@ -220,11 +220,8 @@ func (s *Scheduler) link(ctx context.Context, c state.Claim, st Stage) (string, 
 		if err != nil {
 			return "", time.Time{}, err
 		}
-		expires := c.ExpiresAt
-		if !sess.ExpiresAt.IsZero() {
-			expires = sess.ExpiresAt
-		}
-		return link.HostedFlowURL(s.hostedURL, c.InquiryID, sess.Token, s.redirectURI), expires, nil
+		// The earlier of the token's exp and the inquiry's expiry (PERSONA.md §6).
+		return link.HostedFlowURL(s.hostedURL, c.InquiryID, sess.Token, s.redirectURI), sess.Until(c.ExpiresAt), nil
 	}
 }
 

@@ -37,6 +37,25 @@ type Session struct {
 	Inquiry *Inquiry
 }
 
+// Until is when the user must have used the session, the time to tell them: the earlier of
+// the token's exp (ExpiresAt) and the inquiry's expiry, which is the resume response's
+// expires-at (a resumed expired inquiry has a new one, PERSONA.md §6), else tracked (the
+// caller's record of it). Persona's own example token lives 24 hours from minting, not to
+// the inquiry's expiry. Zero times are ignored; zero when all are.
+func (s *Session) Until(tracked time.Time) time.Time {
+	inquiry := tracked
+	if s.Inquiry != nil && !s.Inquiry.ExpiresAt.IsZero() {
+		inquiry = s.Inquiry.ExpiresAt
+	}
+	switch {
+	case s.ExpiresAt.IsZero():
+		return inquiry
+	case inquiry.IsZero() || s.ExpiresAt.Before(inquiry):
+		return s.ExpiresAt
+	}
+	return inquiry
+}
+
 // String describes the session without its token.
 func (s Session) String() string {
 	id := ""

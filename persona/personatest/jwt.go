@@ -61,12 +61,17 @@ func verifyToken(secret []byte, token string) (sessionClaims, error) {
 }
 
 // mintSessionLocked creates a session of q whose token expires with q's current expires-at
-// (PERSONA.md §6, inferred).
+// (PERSONA.md §6, inferred), or, with Options.SessionTokenLifetime, that long after minting
+// whatever the inquiry's expiry.
 func (s *Server) mintSessionLocked(q *inquiry, now time.Time) *session {
 	se := &session{id: newID("iqse_"), createdAt: now, expiresAt: q.expiresAt}
+	exp := q.expiresAt
+	if l := s.opts.SessionTokenLifetime; l > 0 {
+		exp = now.Add(l)
+	}
 	se.token = signToken(s.opts.JWTSecret, sessionClaims{
 		Issuer: "persona-simulator", Subject: se.id, InquiryID: q.id, SessionID: se.id,
-		IssuedAt: now.Unix(), ExpiresAt: q.expiresAt.Unix(), TokenID: newID(""),
+		IssuedAt: now.Unix(), ExpiresAt: exp.Unix(), TokenID: newID(""),
 	})
 	q.sessions = append(q.sessions, se)
 	return se

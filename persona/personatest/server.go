@@ -44,6 +44,11 @@ type Options struct {
 	OneTimeLink time.Duration
 	// MaxSessions is the number of sessions one inquiry may have; 25 when zero.
 	MaxSessions int
+	// SessionTokenLifetime, when set, makes a session token's exp claim this long after it
+	// was minted, before or after the inquiry's expires-at, as Persona's own example token
+	// lives 24 hours from minting (PERSONA.md §6). The session still ends with the inquiry.
+	// Zero: tokens expire with the inquiry.
+	SessionTokenLifetime time.Duration
 	// HostedURL is the base of one-time links and of the simulated hosted flow (/verify);
 	// the request's own scheme and host when empty.
 	HostedURL string
