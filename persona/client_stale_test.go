@@ -60,3 +60,27 @@ func TestConflictClassByText(t *testing.T) {
 		}
 	}
 }
+
+// TestSessionUntil: the time to tell the user is the earlier of the token's exp and the
+// inquiry's expiry (PERSONA.md §6), the resume response's expiry winning over the tracked one.
+func TestSessionUntil(t *testing.T) {
+	t0 := time.Date(2026, 1, 5, 10, 0, 0, 0, time.UTC)
+	h := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Hour) }
+	for _, c := range []struct {
+		name                     string
+		token, response, tracked time.Time
+		want                     time.Time
+	}{
+		{"token first", h(1), h(6), h(6), h(1)},
+		{"inquiry first", h(24), h(6), h(6), h(6)},
+		{"response beats tracked", h(24), h(20), h(-1), h(20)},
+		{"tracked when the response has none", h(24), time.Time{}, h(6), h(6)},
+		{"token alone", h(24), time.Time{}, time.Time{}, h(24)},
+		{"no token exp", time.Time{}, h(6), h(5), h(6)},
+	} {
+		s := &persona.Session{ExpiresAt: c.token, Inquiry: &persona.Inquiry{ExpiresAt: c.response}}
+		if got := s.Until(c.tracked); !got.Equal(c.want) {
+			t.Errorf("%s: Until = %v, want %v", c.name, got, c.want)
+		}
+	}
+}
