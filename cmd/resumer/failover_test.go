@@ -238,13 +238,29 @@ func failoverUnderLoad(t *testing.T, mode redisconn.Mode) {
 		t.Errorf("reminder stages sent more than once: %v", dups)
 	}
 
-	// Nothing dead-lettered.
+	// The CLI reads the same records through the same URL.
+	var out bytes.Buffer
+	first := fmt.Sprintf("inq_fo%s%04d", strings.TrimPrefix(prefix, "t-"), 0)
+	if err := run(ctx, []string{"inquiry", "show", first, "--json"}, env(environ), nil, &out, io.Discard); err != nil {
+		t.Fatalf("inquiry show on %s: %v", mode, err)
+	}
+	var shown map[string]any
+	if err := json.Unmarshal(out.Bytes(), &shown); err != nil || shown["status"] != "pending" {
+		t.Errorf("inquiry show on %s: %s (%v)", mode, out.String(), err)
+	}
+
+	// The streams are R3, and nothing was dead-lettered.
 	ncl, err := nats.Connect(nc.URL())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ncl.Close()
 	js, _ := jetstream.New(ncl)
+	if s, err := js.Stream(ctx, stream); err != nil {
+		t.Errorf("events stream: %v", err)
+	} else if info, err := s.Info(ctx); err != nil || info.Config.Replicas != 3 {
+		t.Errorf("events stream: replicas %v (%v), want 3", info, err)
+	}
 	if s, err := js.Stream(ctx, stream+"_DLQ"); err == nil {
 		info, err := s.Info(ctx)
 		if err != nil {
