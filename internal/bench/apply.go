@@ -116,32 +116,39 @@ func rawApply(ctx context.Context, rdb redis.UniversalClient, store *state.Store
 	if err := script.Load(ctx, rdb).Err(); err != nil {
 		return 0, fmt.Errorf("load apply script: %w", err)
 	}
+	return inChunks(ctx, len(calls), batch, pipelines, func(lo, hi int) error {
+		pipe := rdb.Pipeline()
+		cmds := make([]*redis.Cmd, 0, hi-lo)
+		for _, c := range calls[lo:hi] {
+			cmds = append(cmds, script.EvalSha(ctx, pipe, c.keys, c.args...))
+		}
+		_, err := pipe.Exec(ctx)
+		for _, c := range cmds {
+			if err == nil {
+				err = c.Err()
+			}
+		}
+		return err
+	})
+}
+
+// inChunks splits [0, n) into chunks of up to size and hands them to do from workers
+// goroutines, each taking the next chunk when done with its last, until all are done, one
+// fails or ctx ends. It returns the time taken and the first error.
+func inChunks(ctx context.Context, n, size, workers int, do func(lo, hi int) error) (time.Duration, error) {
 	var next atomic.Int64
 	var firstErr error
 	var errOnce sync.Once
 	start := time.Now()
 	var wg sync.WaitGroup
-	for range pipelines {
+	for range workers {
 		wg.Go(func() {
-			cmds := make([]*redis.Cmd, 0, batch)
 			for ctx.Err() == nil {
-				lo := int(next.Add(int64(batch)) - int64(batch))
-				if lo >= len(calls) {
+				lo := int(next.Add(int64(size)) - int64(size))
+				if lo >= n {
 					return
 				}
-				hi := min(lo+batch, len(calls))
-				pipe := rdb.Pipeline()
-				cmds = cmds[:0]
-				for _, c := range calls[lo:hi] {
-					cmds = append(cmds, script.EvalSha(ctx, pipe, c.keys, c.args...))
-				}
-				_, err := pipe.Exec(ctx)
-				for _, c := range cmds {
-					if err == nil {
-						err = c.Err()
-					}
-				}
-				if err != nil {
+				if err := do(lo, min(lo+size, n)); err != nil {
 					errOnce.Do(func() { firstErr = err })
 					return
 				}

@@ -7,8 +7,6 @@ import (
 	"hash/fnv"
 	"os"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -141,36 +139,15 @@ func (e *env) runCluster(ctx context.Context, o ClusterOptions) ([]*Table, error
 // applyConcurrently applies events through store in batches, appliers calls in flight, and
 // returns the time taken. Any failure is an error: nothing fails over here.
 func applyConcurrently(ctx context.Context, store *state.Store, events []*persona.Event, batch, appliers int) (time.Duration, error) {
-	var next atomic.Int64
-	var firstErr error
-	var once sync.Once
-	start := time.Now()
-	var wg sync.WaitGroup
-	for range appliers {
-		wg.Go(func() {
-			for ctx.Err() == nil {
-				lo := int(next.Add(int64(batch)) - int64(batch))
-				if lo >= len(events) {
-					return
-				}
-				results, err := store.ApplyBatch(ctx, events[lo:min(lo+batch, len(events))])
-				for _, r := range results {
-					if err == nil {
-						err = r.Err
-					}
-				}
-				if err != nil {
-					once.Do(func() { firstErr = err })
-					return
-				}
+	return inChunks(ctx, len(events), batch, appliers, func(lo, hi int) error {
+		results, err := store.ApplyBatch(ctx, events[lo:hi])
+		for _, r := range results {
+			if err == nil {
+				err = r.Err
 			}
-		})
-	}
-	wg.Wait()
-	if firstErr == nil {
-		firstErr = ctx.Err()
-	}
-	return time.Since(start), firstErr
+		}
+		return err
+	})
 }
 
 // runFailover kills -9 a primary of a loopback Redis Cluster and of a loopback Sentinel set
