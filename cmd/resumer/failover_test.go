@@ -433,3 +433,70 @@ func tail(s string, n int) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// TestIntakeWithoutNATSQuorum stops two of the three NATS servers under the R3 events stream:
+// without a quorum nothing can be stored, so a signed webhook is answered 503 with
+// Retry-After (Persona retries), never 2xx; once a server is back the same event is stored
+// and answered 200 (DESIGN.md decision 1).
+func TestIntakeWithoutNATSQuorum(t *testing.T) {
+	if testing.Short() {
+		t.Skip("cluster test skipped in -short mode")
+	}
+	t.Parallel()
+	nc := clustertest.NATSClusterT(t)
+	prefix := testenv.Prefix(t)
+	stream := strings.ToUpper(strings.ReplaceAll(prefix, "-", "_"))
+	const secret = "wbhsec_test_quorum"
+	environ := map[string]string{
+		"RESUMER_WEBHOOK_SECRETS": secret,
+		"RESUMER_NATS_URL":        nc.URL(),
+		"RESUMER_STREAM_REPLICAS": "3",
+		"RESUMER_STREAM":          stream,
+		"RESUMER_PUBLISH_TIMEOUT": "1s",
+	}
+	urls, stop, stderr, _ := startApp(t, []string{"serve", "--roles", "webhook", "--http-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0"}, environ)
+	waitFor(t, time.Minute, "ready", func() bool { c, _ := get(t, urls["admin"]+"/readyz"); return c == http.StatusOK })
+	post := func(id string) (int, string) {
+		at := time.Now().UTC()
+		body := fmt.Appendf(nil, `{"data":{"type":"event","id":%q,"attributes":{"name":"inquiry.started","created-at":%q,"payload":{"data":{"type":"inquiry","id":"inq_quorum0000000000000001","attributes":{"status":"pending"}}}}}}`, id, at.Format(time.RFC3339Nano))
+		req, _ := http.NewRequest(http.MethodPost, urls["http"]+"/webhooks/persona", bytes.NewReader(body))
+		req.Header.Set("Persona-Signature", webhook.Sign(body, []byte(secret), time.Now()))
+		resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+		if err != nil {
+			return 0, err.Error()
+		}
+		resp.Body.Close()
+		return resp.StatusCode, resp.Header.Get("Retry-After")
+	}
+	if code, _ := post("evt_quorum_before"); code != http.StatusOK {
+		t.Fatalf("with quorum: %d", code)
+	}
+
+	// Keep the server the client is likely connected to; stop the other two.
+	nc.Stop(1)
+	nc.Stop(2)
+	// Once the client is back on the remaining server (not only while it reconnects), the
+	// answer is still 503: the stream has no quorum.
+	waitFor(t, time.Minute, "the client connected to the remaining server", func() bool {
+		_, body := get(t, urls["admin"]+"/readyz")
+		return !strings.Contains(body, "nats: ") || strings.Contains(body, "nats: ok")
+	})
+	for i := range 3 {
+		code, retryAfter := post(fmt.Sprintf("evt_quorum_none%d", i))
+		if code != http.StatusServiceUnavailable || retryAfter == "" {
+			t.Fatalf("without a stream quorum: %d, Retry-After %q; want 503 with Retry-After\n%s", code, retryAfter, tail(stderr.String(), 20))
+		}
+	}
+
+	// A server back: quorum again, and the retried event is stored.
+	if err := nc.Start(1); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 2*time.Minute, "the event stored once a quorum is back", func() bool {
+		code, _ := post("evt_quorum_none0")
+		return code == http.StatusOK
+	})
+	if err := stop(); err != nil {
+		t.Errorf("run: %v", err)
+	}
+}
