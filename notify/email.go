@@ -18,8 +18,10 @@ import (
 	"net/textproto"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/net/idna"
 
 	"github.com/resumer/resumer/brand"
 )
@@ -149,7 +151,10 @@ func (c *EmailChannel) Name() string { return "email" }
 
 // Send renders the reminder e-mail and makes one SMTP delivery attempt. It returns
 // ErrNoContact (retry false) when r has no e-mail address; ErrInvalidReminder (retry false)
-// when the address does not parse or r lacks its inquiry id, stage, expiry or link; a
+// when the address does not parse or r lacks its inquiry id, stage, expiry or link;
+// ErrUndeliverable (retry false) when the address's domain is not a valid IDN or its local
+// part is not ASCII and the server does not offer SMTPUTF8 (an IDN domain is sent as
+// punycode, never as 8-bit); a
 // template error with retry false; and otherwise an error wrapping *SMTPError or the network
 // error: retry is true for 4xx replies, network failures, timeouts, TLS handshake failures
 // and ctx ending, false for 5xx replies and for a server that lacks what the configuration
@@ -179,14 +184,49 @@ func (c *EmailChannel) send(ctx context.Context, r *Reminder) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("%w: e-mail address does not parse", ErrInvalidReminder)
 	}
-	msg, from, err := c.compose(r, to)
+	addr, err := envelopeAddress(to.Address)
 	if err != nil {
 		return false, err
 	}
-	if err := c.smtp.deliver(ctx, from, to.Address, msg); err != nil {
+	msg, from, err := c.compose(r, addr)
+	if err != nil {
+		return false, err
+	}
+	if err := c.smtp.deliver(ctx, from, addr, msg); err != nil {
 		return retryable(ctx, err), err
 	}
 	return false, nil
+}
+
+// envelopeAddress returns address with its domain in ASCII: an internationalized domain
+// (IDN) becomes its punycode A-labels ("jane@bücher.example" -> "jane@xn--bcher-kva.example"),
+// so that neither RCPT TO nor To: ever carries it as 8-bit. A domain that is not a valid IDN
+// is ErrUndeliverable. The local part is kept: a non-ASCII one is sent only over SMTPUTF8
+// (see smtpConfig.deliver). Errors never contain the address.
+func envelopeAddress(address string) (string, error) {
+	at := strings.LastIndexByte(address, '@')
+	if at < 0 {
+		return "", fmt.Errorf("%w: e-mail address has no domain", ErrInvalidReminder)
+	}
+	local, domain := address[:at], address[at+1:]
+	if isASCII(domain) {
+		return address, nil
+	}
+	ascii, err := idna.Lookup.ToASCII(domain)
+	if err != nil {
+		return "", &permanentError{fmt.Errorf("%w: the e-mail domain is not a valid internationalized domain name", ErrUndeliverable)}
+	}
+	return local + "@" + ascii, nil
+}
+
+// isASCII reports whether s is 7-bit.
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
 }
 
 // sender is a parsed From address and its domain (for the Message-ID).
@@ -221,7 +261,7 @@ func (c *EmailChannel) render(r *Reminder, now time.Time) (renderedMessage, *bra
 
 // compose renders r and returns the complete message, headers and CRLF line ends included,
 // and the envelope sender.
-func (c *EmailChannel) compose(r *Reminder, to *mail.Address) ([]byte, string, error) {
+func (c *EmailChannel) compose(r *Reminder, to string) ([]byte, string, error) {
 	now := c.now()
 	parts, b, err := c.render(r, now)
 	if err != nil {
@@ -259,7 +299,7 @@ func (c *EmailChannel) compose(r *Reminder, to *mail.Address) ([]byte, string, e
 	header := func(k, v string) { writeHeader(&msg, k, v) }
 	header("Date", now.Format(time.RFC1123Z))
 	header("From", from.addr.String())
-	header("To", (&mail.Address{Address: to.Address}).String())
+	header("To", (&mail.Address{Address: to}).String())
 	header("Subject", mime.QEncoding.Encode("utf-8", parts.Subject))
 	header("Message-ID", MessageID(r.InquiryID, r.Stage.Name, from.domain))
 	header("Auto-Submitted", "auto-generated")

@@ -13,6 +13,13 @@ import (
 // scheduler counts it as the no_contact outcome and never retries it.
 var ErrNoContact = errors.New("no contact for the reminder channel")
 
+// ErrUndeliverable is returned, with retry false, by the e-mail channel for an address it
+// must not send to as it is: a domain that is not a valid internationalized domain name, or a
+// local part with non-ASCII characters when the server does not offer SMTPUTF8 (sending it
+// raw would put 8-bit bytes into RCPT TO and To:). The scheduler counts it as the
+// undeliverable outcome and never retries it. The error never contains the address.
+var ErrUndeliverable = errors.New("address undeliverable")
+
 // ErrInvalidReminder is returned, with retry false, for a reminder that cannot be delivered as
 // it is: no inquiry id, stage, expiry or link, or an e-mail address that does not parse. The error wrapping
 // it names the field, never its value.

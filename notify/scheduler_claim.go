@@ -169,6 +169,9 @@ func (s *Scheduler) handle(ctx context.Context, c state.Claim, claimedAt time.Ti
 			done[ch.Name()] = OutcomeSent
 		case errors.Is(err, ErrNoContact):
 			done[ch.Name()] = OutcomeNoContact
+		case errors.Is(err, ErrUndeliverable):
+			done[ch.Name()] = OutcomeUndeliverable
+			log.WarnContext(ctx, "reminder address undeliverable", "channel", ch.Name(), "outcome", OutcomeUndeliverable, "err", err.Error())
 		case retry:
 			transient = errors.Join(transient, err)
 		default:

@@ -16,6 +16,10 @@ const (
 	// OutcomeNoContact: the channel had no contact for the user (e-mail without an address);
 	// no link was minted for it.
 	OutcomeNoContact = "no_contact"
+	// OutcomeUndeliverable: the channel cannot deliver to the user's address as it is
+	// (ErrUndeliverable: a non-ASCII local part without SMTPUTF8, an invalid IDN domain);
+	// permanent, never retried.
+	OutcomeUndeliverable = "undeliverable"
 	// OutcomeNotResumable: Persona answered 404 or 409 when the link was minted: the inquiry
 	// moved on before its event reached us. Its reminders are dropped.
 	OutcomeNotResumable = "not_resumable"
@@ -31,7 +35,7 @@ const (
 	OutcomeUncertain = "uncertain"
 )
 
-var outcomes = []string{OutcomeSent, OutcomeSkippedTooLate, OutcomeNoContact, OutcomeNotResumable, OutcomeFailed, OutcomeHeldOut, OutcomeUncertain}
+var outcomes = []string{OutcomeSent, OutcomeSkippedTooLate, OutcomeNoContact, OutcomeUndeliverable, OutcomeNotResumable, OutcomeFailed, OutcomeHeldOut, OutcomeUncertain}
 
 // schedulerMetrics are the scheduler's series. Labels are bounded: stage by the configured
 // stages, channel by the configured channels, outcome by the constants above.

@@ -126,7 +126,9 @@ func (cfg smtpConfig) tls() *tls.Config {
 	return c
 }
 
-// deliver runs one SMTP dialogue that submits msg from from to to. The dialogue ends at the
+// deliver runs one SMTP dialogue that submits msg from from to to. A non-ASCII address is
+// sent only to a server that offers SMTPUTF8 (else a *permanentError wrapping
+// ErrUndeliverable, before MAIL FROM). The dialogue ends at the
 // earlier of ctx's deadline and cfg.timeout, and at once when ctx is cancelled. Errors are
 // *SMTPError for negative replies, *permanentError for configuration mismatches, and network
 // errors otherwise; none carries the server's reply text.
@@ -190,6 +192,14 @@ func (cfg smtpConfig) deliver(ctx context.Context, from, to string, msg []byte) 
 			}
 			// net/smtp's own refusals: no PLAIN over an unencrypted connection, wrong host.
 			return &permanentError{fmt.Errorf("smtp AUTH: %w", err)}
+		}
+	}
+	if !isASCII(from) || !isASCII(to) {
+		// RFC 6531: an address with a non-ASCII local part needs the server's SMTPUTF8
+		// (net/smtp then adds the SMTPUTF8 parameter to MAIL FROM); without it the address
+		// would go out as raw 8-bit in RCPT TO and To:, which nothing may.
+		if ok, _ := c.Extension("SMTPUTF8"); !ok {
+			return &permanentError{fmt.Errorf("smtp MAIL FROM: %w: the address is not ASCII and the server does not offer SMTPUTF8", ErrUndeliverable)}
 		}
 	}
 	if err := c.Mail(from); err != nil {

@@ -19,8 +19,23 @@ type session struct {
 	c      *Catcher
 	authed bool
 	fail   bool // this transaction gets 451 at RCPT TO
+	utf8   bool // MAIL FROM carried SMTPUTF8
 	from   string
 	to     []string
+}
+
+// errNotASCII is a real server's answer to a non-ASCII address without SMTPUTF8.
+var errNotASCII = &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 6, 7},
+	Message: "non-ASCII address without SMTPUTF8"}
+
+// ascii reports whether s is 7-bit.
+func ascii(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }
 
 var _ smtp.AuthSession = (*session)(nil)
@@ -49,16 +64,23 @@ func (s *session) Auth(mech string) (sasl.Server, error) {
 	}), nil
 }
 
-func (s *session) Mail(from string, _ *smtp.MailOptions) error {
+func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	if s.c.opts.Username != "" && !s.authed {
 		return smtp.ErrAuthRequired
 	}
-	s.from = from
+	utf8 := opts != nil && opts.UTF8
+	if !s.c.opts.SMTPUTF8 && (utf8 || !ascii(from)) {
+		return errNotASCII
+	}
+	s.from, s.utf8 = from, utf8
 	s.fail = s.c.takeFailure()
 	return nil
 }
 
 func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
+	if !ascii(to) && !s.utf8 {
+		return errNotASCII
+	}
 	if s.fail {
 		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0},
 			Message: "<" + to + ">: temporarily unable to accept mail, try again later"}
@@ -76,12 +98,14 @@ func (s *session) Data(r io.Reader) error {
 	if err != nil {
 		return err
 	}
-	s.c.store(parseMessage(s.from, s.to, raw, time.Now()))
+	m := parseMessage(s.from, s.to, raw, time.Now())
+	m.SMTPUTF8 = s.utf8
+	s.c.store(m)
 	return nil
 }
 
 func (s *session) Reset() {
-	s.from, s.to, s.fail = "", nil, false
+	s.from, s.to, s.fail, s.utf8 = "", nil, false, false
 }
 
 func (s *session) Logout() error { return nil }

@@ -3,8 +3,8 @@
 // mail at /dev/mail on the admin listener). It is built on github.com/emersion/go-smtp.
 //
 // It can require AUTH PLAIN, offer STARTTLS or speak implicit TLS with a self-signed
-// certificate it generates for 127.0.0.1, ::1 and localhost, reject recipients with 550 and
-// answer 451 to simulate an outage. Nothing is delivered anywhere. It is not meant to face a
+// certificate it generates for 127.0.0.1, ::1 and localhost, advertise SMTPUTF8 or refuse
+// non-ASCII addresses, reject recipients with 550 and answer 451 to simulate an outage. Nothing is delivered anywhere. It is not meant to face a
 // network: anyone who can connect can fill its memory up to MaxMessages messages.
 package mailcatch
 
@@ -37,6 +37,10 @@ type Options struct {
 	// RejectRecipient, when set, is asked about every RCPT TO; true answers 550 5.1.1 with
 	// the address in the reply text, as real servers do.
 	RejectRecipient func(address string) bool
+	// SMTPUTF8 advertises SMTPUTF8 (RFC 6531). Without it, like a real server, the catcher
+	// answers 553 5.6.7 to a MAIL FROM or RCPT TO address with non-ASCII characters and to a
+	// MAIL FROM with the SMTPUTF8 parameter.
+	SMTPUTF8 bool
 	// MaxMessages is how many messages are kept; the oldest go first. 1000 when zero.
 	MaxMessages int
 	// OnMessage, when set, is called (in a goroutine of its own) with every caught message;
@@ -76,6 +80,7 @@ func New(opts Options) (*Catcher, error) {
 	s.WriteTimeout = time.Minute
 	s.ErrorLog = slogLogger{logger(opts.Logger)}
 	s.AllowInsecureAuth = !opts.STARTTLS && !opts.ImplicitTLS
+	s.EnableSMTPUTF8 = opts.SMTPUTF8
 	if opts.STARTTLS || opts.ImplicitTLS {
 		cert, parsed, err := selfSignedCert()
 		if err != nil {

@@ -22,6 +22,8 @@ type Message struct {
 	// From and To are the envelope (MAIL FROM, RCPT TO).
 	From string
 	To   []string
+	// SMTPUTF8 says MAIL FROM carried the SMTPUTF8 parameter (RFC 6531).
+	SMTPUTF8 bool
 	// Header is the parsed top-level header, values as they were sent (not RFC 2047 decoded).
 	Header mail.Header
 	// Subject is the Subject header, RFC 2047 decoded.
