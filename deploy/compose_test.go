@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -209,6 +210,7 @@ func TestCompose(t *testing.T) {
 		t.Errorf("nats runs without JetStream: %v", nats.Command)
 	}
 	checkDataVolume(t, "nats", nats, flagValue(nats.Command, "store_dir"))
+	checkNATSSync(t, nats)
 	redis := c.Services["redis"]
 	if flagValue(redis.Command, "appendonly") != "yes" {
 		t.Errorf("redis runs without AOF: %v", redis.Command)
@@ -476,5 +478,43 @@ func checkImagePinned(t *testing.T, image string) {
 	}
 	if tag := image[i+1:]; tag == "latest" || tag == "" {
 		t.Errorf("image %s: pin a version", image)
+	}
+}
+
+// checkNATSSync fails unless the single NATS server of the stack fsyncs JetStream before
+// every PubAck, or at least every second (sync_interval in its --config file): with one
+// replica, nats-server's default of two minutes can lose acknowledged events to an OS crash.
+func checkNATSSync(t *testing.T, s composeService) {
+	t.Helper()
+	conf := flagValue(s.Command, "config")
+	if conf == "" {
+		t.Errorf("nats: no --config file, so sync_interval is nats-server's default of 2m")
+		return
+	}
+	var host string
+	for _, v := range s.Volumes {
+		parts := strings.Split(v, ":")
+		if len(parts) >= 2 && parts[1] == conf && strings.HasPrefix(parts[0], ".") {
+			host = parts[0]
+		}
+	}
+	if host == "" {
+		t.Errorf("nats: --config %s is not mounted from the repository", conf)
+		return
+	}
+	b, err := os.ReadFile(filepath.Join(repoRoot(t), host))
+	if err != nil {
+		t.Fatalf("nats config: %v", err)
+	}
+	m := regexp.MustCompile(`(?m)^\s*sync_interval\s*[:=]\s*"?([^"\s#]+)`).FindSubmatch(b)
+	if m == nil {
+		t.Errorf("nats: %s sets no sync_interval (nats-server's default is 2m)", host)
+		return
+	}
+	if v := string(m[1]); v != "always" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d > time.Second {
+			t.Errorf("nats: sync_interval %s in %s; want always or at most 1s for a single server", v, host)
+		}
 	}
 }
