@@ -22,6 +22,10 @@ import (
 // benchmark harness of internal/bench, against an embedded (or given) NATS and the local
 // Redis. docs/BENCHMARKS.md describes the scenarios and holds the latest figures.
 func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "_loadgen" {
+		// The load generator process the ingest scenario starts (Options.Loadgen).
+		return bench.LoadgenMain(ctx, os.Stdin, stdout)
+	}
 	d := bench.Default()
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -32,6 +36,7 @@ func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	redisURL := fs.String("redis-url", d.RedisURL, "Redis to write the run's keys to (bench-<run>-..., deleted at the end)")
 	natsURL := fs.String("nats-url", "", "NATS server to use instead of an embedded one (no other stream may claim persona.events.>)")
+	inprocLoadgen := fs.Bool("inprocess-loadgen", false, "ingest: post the webhooks from this process instead of a load generator process of its own (its CPU is then counted against the receiver)")
 	natsSync := fs.String("nats-sync", "", "embedded NATS sync_interval: always or a duration (default: nats-server's, 2m)")
 	clusterURL := fs.String("cluster-url", "", "cluster: the Redis Cluster to measure (default: a loopback cluster the run starts)")
 	clusterEvents := fs.Int("cluster-events", d.Cluster.Events, "cluster: events applied per phase")
@@ -70,6 +75,13 @@ func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	o.RedisURL, o.NATSURL, o.Scenarios = *redisURL, *natsURL, fs.Args()
+	if !*inprocLoadgen {
+		exe, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("bench: find own executable for the load generator: %w", err)
+		}
+		o.Loadgen = []string{exe, "bench", "_loadgen"}
+	}
 	if *natsSync != "" {
 		sync, err := eventstream.ParseSync(*natsSync)
 		if err != nil {

@@ -50,7 +50,12 @@ type env struct {
 	natsURL string
 	// natsSync is the embedded NATS server's sync_interval.
 	natsSync eventstream.Sync
-	log      func(format string, args ...any)
+	// loadgen is the argv of a load generator process (Options.Loadgen); nil: in-process.
+	loadgen []string
+	// corpusPath is the ingest corpus written for the load generator process, and
+	// receiverURL the receiver of the phase running.
+	corpusPath, receiverURL string
+	log                     func(format string, args ...any)
 	// secret signs the generated webhooks.
 	secret []byte
 }

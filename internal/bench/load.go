@@ -23,6 +23,9 @@ type loadResult struct {
 	FirstErr  error
 	// CPU is the process's CPU time over the loop (processCPU), where the caller measured it.
 	CPU time.Duration
+	// LoadgenCPU is the CPU time of a load generator that ran in a process of its own (so
+	// not in CPU); zero when it ran in this one.
+	LoadgenCPU time.Duration
 }
 
 // CPUPerOK is the CPU time per completed request; zero when nothing completed.

@@ -35,6 +35,11 @@ type Options struct {
 	// NATSSync is the embedded NATS server's sync_interval; the zero value is nats-server's
 	// default (every two minutes). Ignored with NATSURL.
 	NATSSync eventstream.Sync
+	// Loadgen, when set, is the command line of a load generator process (resumer bench
+	// _loadgen, which runs LoadgenMain): the ingest scenario's throughput phases post their
+	// webhooks from it, so that the CPU time measured in this process is the receiver's and
+	// NATS's only. Empty: the load generator runs in this process.
+	Loadgen []string
 	// Scenarios to run, from Scenarios; all when empty.
 	Scenarios []string
 	// Progress receives a timestamped line per step; nil for none.
@@ -116,7 +121,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	defer e.cleanPrefix("bench-" + run)
 
 	embedded := o.NATSURL == ""
-	e.natsURL, e.natsSync = o.NATSURL, o.NATSSync
+	e.natsURL, e.natsSync, e.loadgen = o.NATSURL, o.NATSSync, o.Loadgen
 	if embedded {
 		dir, err := tempDir(run)
 		if err != nil {

@@ -1,0 +1,154 @@
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"time"
+
+	"github.com/resumer/resumer/webhook"
+)
+
+// loadgenJob is what the parent tells a load generator process (LoadgenMain) on its standard
+// input: post the webhooks of the corpus file to URL, signed with Secret, Concurrency at a
+// time, at most N of them and for at most Duration.
+type loadgenJob struct {
+	URL         string        `json:"url"`
+	Secret      []byte        `json:"secret"`
+	Corpus      string        `json:"corpus"`
+	Concurrency int           `json:"concurrency"`
+	N           int           `json:"n"`
+	Duration    time.Duration `json:"duration"`
+}
+
+// loadgenResult is what a load generator process answers on its standard output.
+type loadgenResult struct {
+	OK        int             `json:"ok"`
+	Failed    int             `json:"failed"`
+	Elapsed   time.Duration   `json:"elapsed"`
+	CPU       time.Duration   `json:"cpu"` // the load generator's own, over the loop
+	Latencies []time.Duration `json:"latencies"`
+	FirstErr  string          `json:"first_err,omitempty"`
+}
+
+// LoadgenMain runs one load generator job read from stdin (as the ingest scenario writes it
+// when Options.Loadgen is set) and writes its result to stdout as JSON. It is what
+// `resumer bench _loadgen` runs, in a process of its own, so that the CPU time the parent
+// measures is the receiver's and NATS's only. It fails on a job it cannot read or a corpus
+// it cannot load; failed requests are counted in the result, not returned.
+func LoadgenMain(ctx context.Context, stdin io.Reader, stdout io.Writer) error {
+	var job loadgenJob
+	if err := json.NewDecoder(stdin).Decode(&job); err != nil {
+		return fmt.Errorf("loadgen: read job: %w", err)
+	}
+	bodies, err := readCorpus(job.Corpus)
+	if err != nil {
+		return fmt.Errorf("loadgen: %w", err)
+	}
+	n := min(job.N, len(bodies))
+	if n == 0 || job.Concurrency <= 0 {
+		return errors.New("loadgen: nothing to send")
+	}
+	poster, err := newWebhookPoster(job.URL, job.Secret)
+	if err != nil {
+		return fmt.Errorf("loadgen: %w", err)
+	}
+	defer poster.close()
+	// Persona signs its webhooks: signed before the clock starts, within the tolerance.
+	signed := make([]string, n)
+	now := time.Now()
+	for i := range signed {
+		signed[i] = webhook.Sign(bodies[i], job.Secret, now)
+	}
+	cpu0 := processCPU()
+	res := closedLoop(ctx, job.Concurrency, n, job.Duration, func(ctx context.Context, i int) error {
+		return poster.postSigned(ctx, bodies[i], signed[i])
+	})
+	out := loadgenResult{OK: res.OK, Failed: res.Failed, Elapsed: res.Elapsed, CPU: processCPU() - cpu0, Latencies: res.Latencies}
+	if res.FirstErr != nil {
+		out.FirstErr = res.FirstErr.Error()
+	}
+	return json.NewEncoder(stdout).Encode(out)
+}
+
+// writeCorpus writes the events' bodies to a file in dir, each after its length (4 bytes,
+// big-endian), for a load generator process.
+func writeCorpus(dir string, events []generatedEvent) (string, error) {
+	path := filepath.Join(dir, "corpus.bin")
+	f, err := os.Create(path)
+	if err != nil {
+		return "", fmt.Errorf("write corpus: %w", err)
+	}
+	w := bufio.NewWriter(f)
+	var n [4]byte
+	for _, ev := range events {
+		binary.BigEndian.PutUint32(n[:], uint32(len(ev.Body)))
+		w.Write(n[:])
+		w.Write(ev.Body)
+	}
+	if err := w.Flush(); err != nil {
+		f.Close()
+		return "", fmt.Errorf("write corpus: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return "", fmt.Errorf("write corpus: %w", err)
+	}
+	return path, nil
+}
+
+// readCorpus reads a file writeCorpus wrote.
+func readCorpus(path string) ([][]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read corpus: %w", err)
+	}
+	var bodies [][]byte
+	for len(b) > 0 {
+		if len(b) < 4 {
+			return nil, errors.New("read corpus: truncated")
+		}
+		l := int(binary.BigEndian.Uint32(b))
+		if len(b) < 4+l {
+			return nil, errors.New("read corpus: truncated")
+		}
+		bodies = append(bodies, b[4:4+l:4+l])
+		b = b[4+l:]
+	}
+	return bodies, nil
+}
+
+// runLoadgen runs one closed-loop job in a load generator process (argv, e.g. resumer bench
+// _loadgen) and returns its result; CPU is left for the caller to measure (its own process),
+// LoadgenCPU is the child's.
+func runLoadgen(ctx context.Context, argv []string, job loadgenJob) (loadResult, error) {
+	in, err := json.Marshal(job)
+	if err != nil {
+		return loadResult{}, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, job.Duration+2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Stdin = bytes.NewReader(in)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	if err := cmd.Run(); err != nil {
+		return loadResult{}, fmt.Errorf("load generator %v: %w: %s", argv, err, bytes.TrimSpace(errOut.Bytes()))
+	}
+	var r loadgenResult
+	if err := json.Unmarshal(out.Bytes(), &r); err != nil {
+		return loadResult{}, fmt.Errorf("load generator: read result: %w", err)
+	}
+	res := loadResult{OK: r.OK, Failed: r.Failed, Elapsed: r.Elapsed, Offered: r.Elapsed, Latencies: r.Latencies, LoadgenCPU: r.CPU}
+	if r.FirstErr != "" {
+		res.FirstErr = errors.New(r.FirstErr)
+	}
+	return res, nil
+}
