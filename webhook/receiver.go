@@ -251,8 +251,10 @@ func (rc *Receiver) serve(w http.ResponseWriter, r *http.Request) outcome {
 		refuse(w, http.StatusServiceUnavailable)
 		return outcomeUnavailable
 	}
-	rc.log.Debug("event stored", "event_id", ev.ID, "event_name", ev.Name,
-		"about_inquiry", ev.AboutInquiry(), "stream_seq", ack.Sequence, "duplicate", ack.Duplicate)
+	if rc.log.Enabled(r.Context(), slog.LevelDebug) { // spare the arguments' allocations
+		rc.log.Debug("event stored", "event_id", ev.ID, "event_name", ev.Name,
+			"about_inquiry", ev.AboutInquiry(), "stream_seq", ack.Sequence, "duplicate", ack.Duplicate)
+	}
 	if ack.Duplicate {
 		// Persona ignores it; `resumer webhook send` prints it.
 		w.Header()[OutcomeHeader] = duplicateValue
