@@ -126,6 +126,9 @@ func (e *env) ingestPhase(ctx context.Context, o IngestOptions, kind string, rou
 	var setupErr error
 	switch kind {
 	case "baseline":
+		if perSecond == 0 && len(e.loadgen) > 0 {
+			break // published from the load generator process
+		}
 		var nc *nats.Conn
 		var js jetstream.JetStream
 		withRole(ctx, "raw-publisher", func(context.Context) {
@@ -168,14 +171,22 @@ func (e *env) ingestPhase(ctx context.Context, o IngestOptions, kind string, rou
 			return poster.postSigned(ctx, events[i%n].Body, signed[i%n])
 		}
 	}
-	if kind == "receiver" && perSecond == 0 && len(e.loadgen) > 0 {
-		// The load generator in a process of its own: this process's CPU time is then the
-		// receiver's and NATS's alone.
+	if perSecond == 0 && len(e.loadgen) > 0 {
+		// The load in a process of its own, on both sides, so that both get the same share
+		// of a busy machine: this process's CPU time is the receiver's and NATS's (receiver)
+		// or NATS's (baseline), and the raw publisher's CPU is added from the child's count,
+		// since the raw publish is what the baseline measures.
 		job := loadgenJob{URL: e.receiverURL, Secret: e.secret, Corpus: e.corpusPath,
 			Concurrency: o.Concurrency, N: min(o.Requests, len(events)), Duration: o.Duration}
+		if kind == "baseline" {
+			job.Publish, job.NATSURL, job.Stream = true, e.natsURL, stream
+		}
 		cpu0 := processCPU()
 		res, err := runLoadgen(ctx, e.loadgen, job)
 		res.CPU = processCPU() - cpu0
+		if kind == "baseline" {
+			res.CPU += res.LoadgenCPU
+		}
 		return res, err
 	}
 	role := "loadgen"
@@ -245,7 +256,7 @@ func (e *env) runIngest(ctx context.Context, o IngestOptions) (*Table, error) {
 				ms(percentile(res.Latencies, 50)), ms(percentile(res.Latencies, 99)), ms(percentile(res.Latencies, 100)))
 			rates[k] = res.Rate()
 			cpus[k] = float64(res.CPUPerOK()) / float64(time.Microsecond)
-			if res.LoadgenCPU > 0 && res.OK > 0 {
+			if kind == "receiver" && res.LoadgenCPU > 0 && res.OK > 0 {
 				loadgenCPU = append(loadgenCPU, float64(res.LoadgenCPU/time.Duration(res.OK))/float64(time.Microsecond))
 			}
 		}
@@ -270,7 +281,7 @@ func (e *env) runIngest(ctx context.Context, o IngestOptions) (*Table, error) {
 			rc, o.Rounds, ratioList(cpuRatios), mrc, mbc))
 	if len(loadgenCPU) > 0 {
 		t.Metrics["loadgen_cpu_us_per_req"] = median(loadgenCPU)
-		t.note("CPU/req is this process's CPU time (getrusage) over the phase per request answered 200 (or PubAck): with the embedded NATS it counts NATS too. The receiver's webhooks are posted by a load generator process of its own (resumer bench _loadgen), whose CPU is not counted (median %.1f µs per request, signing not included: Persona signs); the raw publish's client is the baseline itself and is counted. With --nats-url the NATS server's CPU is not counted",
+		t.note("CPU/req is this process's CPU time (getrusage) over the phase per request answered 200 (or PubAck): with the embedded NATS it counts NATS too. Both sides' load comes from a process of its own (resumer bench _loadgen), so that both get the same share of the machine: the webhooks' HTTP client is not counted (median %.1f µs per request, signing not included: Persona signs), the raw publisher's client is (it is what the baseline measures). With --nats-url the NATS server's CPU is not counted",
 			median(loadgenCPU))
 	} else {
 		t.note("CPU/req is the whole process's CPU time (getrusage) over the phase per request answered 200 (or PubAck): with the embedded NATS it counts NATS too, and the load generator's side on both (the raw publisher is the baseline's client; the receiver's includes the HTTP client posting the webhooks, so the receiver's figure is an upper bound); with --nats-url the NATS server's CPU is not counted")

@@ -14,13 +14,18 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/resumer/resumer/persona"
 	"github.com/resumer/resumer/webhook"
 )
 
 // loadgenJob is what the parent tells a load generator process (LoadgenMain) on its standard
-// input: post the webhooks of the corpus file to URL, signed with Secret, Concurrency at a
-// time, at most N of them and for at most Duration.
+// input: post the webhooks of the corpus file to URL, signed with Secret (Publish false), or
+// publish them straight to Stream on NATSURL as the receiver would (Publish true: the raw
+// baseline), Concurrency at a time, at most N of them and for at most Duration.
 type loadgenJob struct {
+	Publish     bool          `json:"publish,omitempty"`
+	NATSURL     string        `json:"nats_url,omitempty"`
+	Stream      string        `json:"stream,omitempty"`
 	URL         string        `json:"url"`
 	Secret      []byte        `json:"secret"`
 	Corpus      string        `json:"corpus"`
@@ -57,26 +62,60 @@ func LoadgenMain(ctx context.Context, stdin io.Reader, stdout io.Writer) error {
 	if n == 0 || job.Concurrency <= 0 {
 		return errors.New("loadgen: nothing to send")
 	}
-	poster, err := newWebhookPoster(job.URL, job.Secret)
-	if err != nil {
-		return fmt.Errorf("loadgen: %w", err)
+	var res loadResult
+	if job.Publish {
+		res, err = publishLoop(ctx, job, bodies[:n])
+		if err != nil {
+			return fmt.Errorf("loadgen: %w", err)
+		}
+	} else {
+		poster, err := newWebhookPoster(job.URL, job.Secret)
+		if err != nil {
+			return fmt.Errorf("loadgen: %w", err)
+		}
+		defer poster.close()
+		// Persona signs its webhooks: signed before the clock starts, within the tolerance.
+		signed := make([]string, n)
+		now := time.Now()
+		for i := range signed {
+			signed[i] = webhook.Sign(bodies[i], job.Secret, now)
+		}
+		cpu0 := processCPU()
+		res = closedLoop(ctx, job.Concurrency, n, job.Duration, func(ctx context.Context, i int) error {
+			return poster.postSigned(ctx, bodies[i], signed[i])
+		})
+		res.CPU = processCPU() - cpu0
 	}
-	defer poster.close()
-	// Persona signs its webhooks: signed before the clock starts, within the tolerance.
-	signed := make([]string, n)
-	now := time.Now()
-	for i := range signed {
-		signed[i] = webhook.Sign(bodies[i], job.Secret, now)
-	}
-	cpu0 := processCPU()
-	res := closedLoop(ctx, job.Concurrency, n, job.Duration, func(ctx context.Context, i int) error {
-		return poster.postSigned(ctx, bodies[i], signed[i])
-	})
-	out := loadgenResult{OK: res.OK, Failed: res.Failed, Elapsed: res.Elapsed, CPU: processCPU() - cpu0, Latencies: res.Latencies}
+	out := loadgenResult{OK: res.OK, Failed: res.Failed, Elapsed: res.Elapsed, CPU: res.CPU, Latencies: res.Latencies}
 	if res.FirstErr != nil {
 		out.FirstErr = res.FirstErr.Error()
 	}
 	return json.NewEncoder(stdout).Encode(out)
+}
+
+// publishLoop publishes bodies straight to job.Stream, as the receiver does after its checks
+// (publishRaw), and measures this process's CPU over the loop. Reading the events' ids and
+// names from the bodies happens before the clock starts.
+func publishLoop(ctx context.Context, job loadgenJob, bodies [][]byte) (loadResult, error) {
+	events := make([]generatedEvent, len(bodies))
+	for i, b := range bodies {
+		ev, err := persona.ParseEnvelope(b)
+		if err != nil {
+			return loadResult{}, fmt.Errorf("corpus event %d: %w", i, err)
+		}
+		events[i] = generatedEvent{ID: ev.ID, Name: ev.Name, InquiryID: ev.InquiryID, CreatedAt: ev.CreatedAt, Body: b}
+	}
+	nc, js, err := connectNATS(job.NATSURL, "resumer-bench-publisher")
+	if err != nil {
+		return loadResult{}, err
+	}
+	defer nc.Close()
+	cpu0 := processCPU()
+	res := closedLoop(ctx, job.Concurrency, len(events), job.Duration, func(ctx context.Context, i int) error {
+		return publishRaw(ctx, js, job.Stream, &events[i])
+	})
+	res.CPU = processCPU() - cpu0
+	return res, nil
 }
 
 // writeCorpus writes the events' bodies to a file in dir, each after its length (4 bytes,
