@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -28,6 +29,9 @@ const (
 	// ReasonTooOld: the inquiry was created longer ago than the maximum age
 	// (RESUMER_RESUME_MAX_AGE): a newer template version may have been published since.
 	ReasonTooOld Reason = "too_old"
+	// ReasonStaleVersion: the inquiry is pinned to a template version older than the
+	// template's current published one (RESUMER_RESUME_CURRENT_VERSION_ONLY).
+	ReasonStaleVersion Reason = "stale_version"
 )
 
 // verdict is the outcome of the resume rules for one inquiry at one time.
@@ -83,13 +87,31 @@ func (v verdict) failure() *failure {
 	switch v.reason {
 	case ReasonExpiring:
 		f = fail(http.StatusConflict, CodeInquiryExpiring, v.detail)
-	case ReasonTooOld:
+	case ReasonTooOld, ReasonStaleVersion:
 		f = fail(http.StatusConflict, CodeInquiryTooOld, v.detail)
 	default:
 		f = fail(http.StatusConflict, CodeInvalidInquiryState, v.detail)
 	}
 	f.fallbackURL = v.fallbackURL
 	return f
+}
+
+// judge applies every resume rule to inq now: the tracked state (check), then, when
+// CurrentVersionOnly is set, the template version (one Persona call per template per cache
+// period), and adds the fallback link to a refusal when the template offers one.
+func (s *Server) judge(ctx context.Context, inq *state.Inquiry) verdict {
+	v := s.check(inq, s.now())
+	if v.resumable && s.versions != nil && inq.TemplateVersionID != "" && inq.TemplateID != "" {
+		current, err := s.versions.Current(ctx, inq.TemplateID)
+		switch {
+		case err != nil:
+			// The template's version is unknown for now: the tracked rules decide.
+			s.logger.WarnContext(ctx, "current template version unknown; not checked", "inquiry_id", inq.ID, "err", err.Error())
+		case current != "" && current != inq.TemplateVersionID:
+			v = verdict{reason: ReasonStaleVersion, detail: "The inquiry was started on an older version of its template and is not resumed any more."}
+		}
+	}
+	return s.withFallback(v, inq)
 }
 
 // maxAge is the maximum age of a resumable inquiry of template; 0 means no limit.
@@ -136,7 +158,7 @@ func (s *Server) serveInquiry(w http.ResponseWriter, r *http.Request, rq *reques
 		rq.problem(w, f)
 		return
 	}
-	v := s.withFallback(s.check(inq, s.now()), inq)
+	v := s.judge(r.Context(), inq)
 	view := InquiryView{
 		InquiryID:   inq.ID,
 		Status:      inq.Status,

@@ -146,7 +146,7 @@ func (s *Server) openLink(w http.ResponseWriter, r *http.Request, rq *request) (
 	}
 	t.inq = inq
 	t.brand = s.brands.For(inq.TemplateID, inq.ReferenceID)
-	if v := s.withFallback(s.check(inq, s.now()), inq); !v.resumable {
+	if v := s.judge(r.Context(), inq); !v.resumable {
 		p := pageInquiryExpired
 		if v.reason == ReasonStatus {
 			p = pageFinished

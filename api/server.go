@@ -161,6 +161,10 @@ type Options struct {
 	MaxAgeByTemplate map[string]time.Duration
 	// Fallbacks are the templates whose refusals carry a fallback_url (link.FallbackURL).
 	Fallbacks link.Fallbacks
+	// CurrentVersions, when set, refuses inquiries pinned to a template version older than
+	// the template's current published one (inquiry_too_old, reason stale_version):
+	// RESUMER_RESUME_CURRENT_VERSION_ONLY. Normally a *persona.TemplateVersions (cached).
+	CurrentVersions TemplateVersions
 	// Redirect verifies /r/ links and signs their forms; nil leaves /r/ unregistered.
 	Redirect *link.Signer
 	// SingleUseLinks makes every /r/ link open the hosted flow once: after its button was
@@ -176,6 +180,12 @@ type Options struct {
 	Logger *slog.Logger
 	// Registerer receives the resumer_api_* metrics; nil registers them nowhere.
 	Registerer prometheus.Registerer
+}
+
+// TemplateVersions tells an inquiry template's current published version;
+// *persona.TemplateVersions implements it with a cache.
+type TemplateVersions interface {
+	Current(ctx context.Context, templateID string) (string, error)
 }
 
 // Server serves the resume API and the /r/ redirect links. It is safe for concurrent use;
@@ -201,6 +211,7 @@ type Server struct {
 	// maxAgeByTemplate: template id -> maximum age, 0 for none.
 	maxAgeByTemplate map[string]time.Duration
 	fallbacks        link.Fallbacks
+	versions         TemplateVersions
 	now              func() time.Time
 	logger           *slog.Logger
 	metrics          metrics
@@ -238,6 +249,7 @@ func New(opts Options) (*Server, error) {
 		crossOrigin:   http.NewCrossOriginProtection(),
 		maxAgeDefault: cmp.Or(opts.MaxAge, DefaultMaxAge),
 		fallbacks:     append(link.Fallbacks(nil), opts.Fallbacks...),
+		versions:      opts.CurrentVersions,
 		now:           opts.Now,
 		logger:        opts.Logger,
 		metrics:       newMetrics(opts.Registerer),

@@ -39,7 +39,7 @@ func (s *Server) serveSessions(w http.ResponseWriter, r *http.Request, rq *reque
 		rq.problem(w, f)
 		return
 	}
-	if v := s.withFallback(s.check(inq, s.now()), inq); !v.resumable {
+	if v := s.judge(r.Context(), inq); !v.resumable {
 		rq.problem(w, v.failure())
 		return
 	}

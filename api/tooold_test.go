@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/resumer/resumer/persona"
 	"github.com/resumer/resumer/persona/personatest"
 )
 
@@ -78,5 +79,38 @@ func TestStaleInquiryGuard(t *testing.T) {
 		if v.Reason != want.reason || (v.FallbackURL != "") != want.fallback || v.Resumable != (want.reason == "") {
 			t.Errorf("GET %s = %+v, want reason %q, fallback %v", id, v, want.reason, want.fallback)
 		}
+	}
+}
+
+// TestCurrentVersionOnly: with the check on, an inquiry pinned to a template version older
+// than the template's published one is refused like a too-old one (reason stale_version) and
+// offered the fallback; one on the current version is resumed; the template is asked once
+// per cache period, not per request.
+func TestCurrentVersionOnly(t *testing.T) {
+	versions := &persona.TemplateVersions{}
+	e := newEnv(t, &envConfig{api: func(o *Options) {
+		o.CurrentVersions = versions
+		o.Fallbacks = []string{"*"}
+	}})
+	client, err := persona.NewClient(persona.ClientOptions{BaseURL: e.sim.URL(), APIKey: e.sim.APIKey()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	versions.Source, versions.Now = client, e.sim.Now
+	old := e.create(personatest.InquiryParams{ReferenceID: "user-old", TemplateID: "itmpl_v"})
+	e.sim.PublishTemplateVersion("itmpl_v")
+	fresh := e.create(personatest.InquiryParams{ReferenceID: "user-new", TemplateID: "itmpl_v"})
+
+	p := wantProblem(t, e.post(old, "full"), http.StatusConflict, CodeInquiryTooOld)
+	if !strings.Contains(p.FallbackURL, "reference-id=user-old") {
+		t.Errorf("stale inquiry's refusal without the fallback: %+v", p)
+	}
+	decodeSession(t, e, fresh, e.post(fresh, "full"))
+	var v InquiryView
+	if r := e.get(old, "full"); json.Unmarshal(r.body, &v) != nil || v.Reason != ReasonStaleVersion {
+		t.Errorf("GET stale inquiry: %s", r.body)
+	}
+	if n := e.sim.PathRequests("/api/v1/inquiry-templates/itmpl_v"); n != 1 {
+		t.Errorf("template asked %d times for 3 checks, want 1 (cached)", n)
 	}
 }

@@ -69,6 +69,11 @@ type WinbackOptions struct {
 	MaxAgeByTemplate map[string]time.Duration
 	// Fallbacks are the templates whose too-old inquiries get the fallback link instead.
 	Fallbacks link.Fallbacks
+	// CurrentVersions, when set, treats an inquiry pinned to a template version older than
+	// the template's published one like a too-old one (RESUMER_RESUME_CURRENT_VERSION_ONLY).
+	CurrentVersions interface {
+		Current(ctx context.Context, templateID string) (string, error)
+	}
 	// HostedFlowURL is the base of fallback links; link.DefaultHostedFlowURL when empty.
 	HostedFlowURL string
 	// Interval between claims (jittered), Lease of a claim, Batch claimed at most per shard.
@@ -213,7 +218,7 @@ func (w *Winback) handle(ctx context.Context, c state.WinbackClaim) (outcome str
 	until := expiredAt.Add(w.o.Within)
 	var url string
 	result := WinbackSent
-	if w.tooOld(inq, now) {
+	if w.tooOld(inq, now) || w.staleVersion(ctx, inq) {
 		url = ""
 		if w.o.Fallbacks.Offers(inq.TemplateID) {
 			url = link.FallbackURL(w.o.HostedFlowURL, inq.TemplateID, inq.ReferenceID)
@@ -299,6 +304,20 @@ func (w *Winback) mint(ctx context.Context, inq *state.Inquiry, now, until time.
 	}
 	url, _, err := w.o.Persona.GenerateOneTimeLink(ctx, inq.ID)
 	return url, err
+}
+
+// staleVersion reports whether inq is pinned to an older template version than the
+// published one; an unknown current version counts as not stale.
+func (w *Winback) staleVersion(ctx context.Context, inq *state.Inquiry) bool {
+	if w.o.CurrentVersions == nil || inq.TemplateVersionID == "" || inq.TemplateID == "" {
+		return false
+	}
+	current, err := w.o.CurrentVersions.Current(ctx, inq.TemplateID)
+	if err != nil {
+		w.log.Warn("current template version unknown; not checked", "inquiry_id", inq.ID, "err", err.Error())
+		return false
+	}
+	return current != "" && current != inq.TemplateVersionID
 }
 
 // tooOld reports whether inq was created longer ago than its template's maximum age.

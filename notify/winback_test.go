@@ -213,3 +213,22 @@ func TestWinbackTooOldOffersTheFallback(t *testing.T) {
 		t.Errorf("fallback message:\n%s", body)
 	}
 }
+
+// TestWinbackStaleVersion: with the current-version check, an expired inquiry of an older
+// template version gets the fallback instead of a resume link.
+func TestWinbackStaleVersion(t *testing.T) {
+	e := winbackEnv(t)
+	a := e.pending(t, personatest.InquiryParams{EmailAddress: "a@example.com", ReferenceID: "user-a", TemplateID: "itmpl_v"})
+	e.sim.PublishTemplateVersion("itmpl_v")
+	e.clock.Add(25 * time.Hour)
+	e.sim.Advance(0)
+	e.sync(t)
+	e.clock.Add(2 * time.Minute)
+	w := e.winback(t, func(o *WinbackOptions) {
+		o.CurrentVersions = &persona.TemplateVersions{Source: e.client}
+		o.Fallbacks = link.Fallbacks{"*"}
+	})
+	if got := once(t, w); got[a.ID] != WinbackFallback {
+		t.Fatalf("outcome %v, want fallback_sent", got)
+	}
+}

@@ -83,14 +83,17 @@ type Inquiry struct {
 	Status      Status
 	ReferenceID string
 	TemplateID  string
-	AccountID   string
-	CreatedAt   time.Time
-	StartedAt   time.Time
-	CompletedAt time.Time
-	FailedAt    time.Time
-	ExpiredAt   time.Time
-	RedactedAt  time.Time
-	ExpiresAt   time.Time
+	// TemplateVersionID is the inquiry template version the inquiry was created from (the
+	// inquiry-template-version relationship); empty when Persona did not say.
+	TemplateVersionID string
+	AccountID         string
+	CreatedAt         time.Time
+	StartedAt         time.Time
+	CompletedAt       time.Time
+	FailedAt          time.Time
+	ExpiredAt         time.Time
+	RedactedAt        time.Time
+	ExpiresAt         time.Time
 	// UpdatedAt is when Persona last changed the inquiry (zero when not sent); reconciliation
 	// orders the differences it finds by it.
 	UpdatedAt time.Time
@@ -197,6 +200,7 @@ func decodeInquiry(res object) *Inquiry {
 	if inq.TemplateID == "" {
 		inq.TemplateID = relationshipID(res, "template")
 	}
+	inq.TemplateVersionID = relationshipID(res, "inquiry-template-version")
 	inq.AccountID = relationshipID(res, "account")
 	if fields, _ := attrs.object("fields"); fields != nil {
 		inq.EmailAddress = fields.fieldValue("email-address")

@@ -35,9 +35,10 @@ func utc(s string) time.Time {
 }
 
 const (
-	inquiryID  = "inq_VNb5oPDNrXhLMaWNkYBxDfJ2"
-	templateID = "itmpl_Ygs16MKTkA6obnF8C3Rb17dm"
-	accountID  = "act_ZcQ8yRk3N1uH6vJ2xW9pLm4T"
+	inquiryID         = "inq_VNb5oPDNrXhLMaWNkYBxDfJ2"
+	templateID        = "itmpl_Ygs16MKTkA6obnF8C3Rb17dm"
+	templateVersionID = "itmplv_7Ab3xQe9Lp2Vn5Rk8Ws1Dz4F"
+	accountID         = "act_ZcQ8yRk3N1uH6vJ2xW9pLm4T"
 )
 
 func TestParseEventFixtures(t *testing.T) {
@@ -52,7 +53,7 @@ func TestParseEventFixtures(t *testing.T) {
 			CreatedAt: utc("2026-01-05T10:00:00Z"), InquiryID: inquiryID, PayloadType: "inquiry",
 			Inquiry: &persona.Inquiry{
 				ID: inquiryID, Status: persona.StatusPending, ReferenceID: "user-123",
-				TemplateID: templateID, AccountID: accountID,
+				TemplateID: templateID, TemplateVersionID: templateVersionID, AccountID: accountID,
 				CreatedAt: utc("2026-01-05T09:58:12Z"), StartedAt: utc("2026-01-05T10:00:00Z"),
 				ExpiresAt: utc("2026-01-06T10:00:00Z"), UpdatedAt: utc("2026-01-05T10:00:00Z"),
 				EmailAddress: "jane@example.com", NameFirst: "Jane",
@@ -66,7 +67,7 @@ func TestParseEventFixtures(t *testing.T) {
 			CreatedAt: utc("2026-01-05T09:58:12Z"), InquiryID: inquiryID, PayloadType: "inquiry",
 			Inquiry: &persona.Inquiry{
 				ID: inquiryID, Status: persona.StatusCreated, ReferenceID: "user-123",
-				TemplateID: templateID, AccountID: accountID,
+				TemplateID: templateID, TemplateVersionID: templateVersionID, AccountID: accountID,
 				CreatedAt: utc("2026-01-05T09:58:12Z"), ExpiresAt: utc("2026-01-06T09:58:12Z"),
 				UpdatedAt:    utc("2026-01-05T09:58:12Z"),
 				EmailAddress: "jane@example.com", NameFirst: "Jane",
@@ -80,7 +81,7 @@ func TestParseEventFixtures(t *testing.T) {
 			CreatedAt: utc("2026-01-06T10:00:03.12Z"), InquiryID: inquiryID, PayloadType: "inquiry",
 			Inquiry: &persona.Inquiry{
 				ID: inquiryID, Status: persona.StatusExpired, ReferenceID: "user-123",
-				TemplateID: templateID, AccountID: accountID,
+				TemplateID: templateID, TemplateVersionID: templateVersionID, AccountID: accountID,
 				CreatedAt: utc("2026-01-05T09:58:12Z"), StartedAt: utc("2026-01-05T10:00:00Z"),
 				ExpiresAt: utc("2026-01-06T10:00:00Z"), UpdatedAt: utc("2026-01-05T10:00:00Z"),
 				EmailAddress: "jane@example.com", NameFirst: "Jane",
@@ -96,7 +97,7 @@ func TestParseEventFixtures(t *testing.T) {
 			PayloadType: "inquiry",
 			Inquiry: &persona.Inquiry{
 				ID: "inq_4RtY7uI1oP9aS3dF6gH2jK8L", Status: persona.StatusCompleted,
-				ReferenceID: "user-123", TemplateID: templateID, AccountID: accountID,
+				ReferenceID: "user-123", TemplateID: templateID, TemplateVersionID: templateVersionID, AccountID: accountID,
 				CreatedAt: utc("2024-11-20T16:30:00Z"), StartedAt: utc("2024-11-20T16:31:15Z"),
 				CompletedAt: utc("2024-11-20T16:42:09Z"), UpdatedAt: utc("2024-11-20T16:31:15Z"),
 				EmailAddress: "jane@example.com", NameFirst: "Jane",

@@ -183,6 +183,7 @@ func (s *Store) applyCall(ev *persona.Event, now int64) (scriptCall, error) {
 		rest,
 		s.funnelExpireAt(now),
 		winbackFlag(s.cfg.WinbackContact),
+		inq.TemplateVersionID,
 	}
 	keys := append(s.keys.shardKeys(shard), s.keys.funnel(shard, funnelDay(time.UnixMilli(now))))
 	return scriptCall{keys: keys, args: args}, nil

@@ -19,6 +19,8 @@
 --  26 the rest of the inquiry id (see splitID in pack.go)
 --  27 when the funnel bucket expires (unix s)
 --  28 '1' to keep e-mail and first name of an expired inquiry (for its win-back message)
+--  29 the inquiry template version id from the payload ('' = not carried; kept as the
+--     shard's code for it, like the template)
 --
 -- Rules (DESIGN.md decision 2, PERSONA.md §2, §4, §5):
 -- * An event without an inquiry snapshot (about an inquiry session, verification or
@@ -177,6 +179,13 @@ for i, f in ipairs(fields) do
 end
 if not keepContact then
   rec.em, rec.nf = nil, nil
+end
+if ARGV[29] ~= '' then
+  local tv = intern(KEYS[7], ARGV[29])
+  if tv ~= cur.tv and (current or cur.tv == nil) then
+    rec.tv = tv
+    changed = true
+  end
 end
 
 -- Expires-at.

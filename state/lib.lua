@@ -41,6 +41,7 @@ end
 --         difference to lt, left out (false) when it is sa, the common case (the events
 --         that carry an inquiry carry its status and its expiry)
 --  19 rm  20 ra  21 rd
+--  23 tv  the inquiry template version (the shard's code for it, like t), when Persona said
 --  22 fa  funnel attribution of the last reminder (see funnel.go): { attribution code (in the
 --         templates hash, see funnelCode), the reminder's store time as its difference to
 --         lt, the funnel flags (FUNNEL_* below) }; only from a reminder until the inquiry is
@@ -76,6 +77,7 @@ local function decode(b)
     if fa then
       rec.fa = { fa[1], base + fa[2], fa[3] }
     end
+    rec.tv = f[23] or nil
   end
   if xs == true then
     rec.xd = true
@@ -122,9 +124,9 @@ local function encode(rec)
     st and st - base or false, x and x - base or false, rec.le or false, rec.ln or false,
     rec.em or false, rec.nf or false, u and u - base or false, e, ca and ca - base or false,
     xa and xa - base or false, xs, rec.rm or false, rec.ra or false, rec.rd or false,
-    rec.fa and { rec.fa[1], rec.fa[2] - base, rec.fa[3] } or false,
+    rec.fa and { rec.fa[1], rec.fa[2] - base, rec.fa[3] } or false, rec.tv or false,
   }
-  local n = 22
+  local n = 23
   while n > 2 and f[n] == false do
     f[n] = nil
     n = n - 1

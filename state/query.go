@@ -62,14 +62,14 @@ func (s *Store) readInquiries(ctx context.Context, refs []recordRef) ([]*Inquiry
 		if err != nil {
 			return nil, err
 		}
-		if len(reply) != 2*len(positions[c]) {
+		if len(reply) != 3*len(positions[c]) {
 			return nil, fmt.Errorf("unexpected read reply of %d entries for %d inquiries", len(reply), len(positions[c]))
 		}
 		for j, i := range positions[c] {
-			if reply[2*j] == "" {
+			if reply[3*j] == "" {
 				continue
 			}
-			if out[i], err = decodeInquiry(refs[i].handle, reply[2*j], reply[2*j+1]); err != nil {
+			if out[i], err = decodeInquiry(refs[i].handle, reply[3*j], reply[3*j+1], reply[3*j+2]); err != nil {
 				return nil, err
 			}
 		}

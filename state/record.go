@@ -34,6 +34,9 @@ const (
 	fieldAttempts     = "ra" // transient failures of the current reminder (Store.ReleaseClaim)
 	fieldDropped      = "rd" // why the notifier dropped the schedule (Store.DropReminders)
 	fieldFunnel       = "fa" // funnel attribution of the last reminder (see funnel.go)
+	// fieldTemplateVersion is the inquiry template version: the shard's code for it, like
+	// fieldTemplate.
+	fieldTemplateVersion = "tv"
 )
 
 // Inquiry is the record the store keeps for one inquiry. Zero times mean unknown. E-mail
@@ -44,11 +47,14 @@ type Inquiry struct {
 	Status      persona.Status // empty when no event has told the status yet
 	ReferenceID string
 	TemplateID  string
-	AccountID   string
-	CreatedAt   time.Time
-	StartedAt   time.Time
-	CompletedAt time.Time
-	ExpiredAt   time.Time
+	// TemplateVersionID is the inquiry template version the inquiry was created from, when
+	// an event told it (the inquiry-template-version relationship).
+	TemplateVersionID string
+	AccountID         string
+	CreatedAt         time.Time
+	StartedAt         time.Time
+	CompletedAt       time.Time
+	ExpiredAt         time.Time
 	// ExpiresAt is when the inquiry expires: the expires-at carried by the newest event (in
 	// event time) that carried one, which may be earlier than an older event's (PERSONA.md
 	// §5); else derived from the template's interval (created: created-at + interval;
@@ -78,31 +84,32 @@ type Inquiry struct {
 
 // decodeInquiry turns the stored record of the inquiry with the given handle into an Inquiry;
 // template is its template id (looked up by the code the record keeps).
-func decodeInquiry(handle, raw, template string) (*Inquiry, error) {
+func decodeInquiry(handle, raw, template, version string) (*Inquiry, error) {
 	var r record
 	if err := decodeRecord(raw, &r); err != nil {
 		return nil, fmt.Errorf("decode inquiry with handle %x: %w", handle, err)
 	}
 	return &Inquiry{
-		ID:               joinID(handle, r.rest),
-		Status:           persona.Status(r.str[idxStatus]),
-		ReferenceID:      r.str[idxReference],
-		TemplateID:       template,
-		AccountID:        unpackID(r.str[idxAccount]),
-		CreatedAt:        r.time(idxCreatedAt),
-		StartedAt:        r.time(idxStartedAt),
-		CompletedAt:      r.time(idxCompletedAt),
-		ExpiredAt:        r.time(idxExpiredAt),
-		ExpiresAt:        r.time(idxExpiresAt),
-		ExpiresAtDerived: r.derived,
-		StatusAt:         r.time(idxStatusAt),
-		UpdatedAt:        r.time(idxUpdatedAt),
-		LastEventID:      unpackID(r.str[idxLastEventID]),
-		LastEventName:    unpackEventName(r.str[idxLastName]),
-		EmailAddress:     r.str[idxEmail],
-		NameFirst:        r.str[idxNameFirst],
-		RemindersSent:    r.reminders(),
-		RemindersDropped: r.str[idxDropped],
+		ID:                joinID(handle, r.rest),
+		Status:            persona.Status(r.str[idxStatus]),
+		ReferenceID:       r.str[idxReference],
+		TemplateID:        template,
+		TemplateVersionID: version,
+		AccountID:         unpackID(r.str[idxAccount]),
+		CreatedAt:         r.time(idxCreatedAt),
+		StartedAt:         r.time(idxStartedAt),
+		CompletedAt:       r.time(idxCompletedAt),
+		ExpiredAt:         r.time(idxExpiredAt),
+		ExpiresAt:         r.time(idxExpiresAt),
+		ExpiresAtDerived:  r.derived,
+		StatusAt:          r.time(idxStatusAt),
+		UpdatedAt:         r.time(idxUpdatedAt),
+		LastEventID:       unpackID(r.str[idxLastEventID]),
+		LastEventName:     unpackEventName(r.str[idxLastName]),
+		EmailAddress:      r.str[idxEmail],
+		NameFirst:         r.str[idxNameFirst],
+		RemindersSent:     r.reminders(),
+		RemindersDropped:  r.str[idxDropped],
 	}, nil
 }
 

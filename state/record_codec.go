@@ -36,6 +36,7 @@ const (
 	idxAttempts
 	idxDropped
 	idxFunnel
+	idxTemplateVersion
 	numFields
 )
 
@@ -63,7 +64,7 @@ var recordFields = [numFields]struct {
 	{fieldNameFirst, encStr}, {fieldUpdatedAt, encTime}, {fieldEvents, encEvents},
 	{fieldCompletedAt, encTime}, {fieldExpiredAt, encTime}, {fieldExpirySource, encSource},
 	{fieldReminders, encStr}, {fieldAttempts, encInt}, {fieldDropped, encStr},
-	{fieldFunnel, encFunnel},
+	{fieldFunnel, encFunnel}, {fieldTemplateVersion, encInt},
 }
 
 // recordStatuses are the status codes 1..9 of lib.lua's STATUSES.

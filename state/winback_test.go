@@ -154,3 +154,17 @@ func TestWinbackContactKeptUntilDone(t *testing.T) {
 		}
 	}
 }
+
+// TestTemplateVersionRecorded: the inquiry-template-version an event carries is kept with the
+// record (as the shard's code) and read back; a later event without it keeps it.
+func TestTemplateVersionRecorded(t *testing.T) {
+	f := newFixture(t)
+	f.apply(t, ev("evt_v1", "inquiry.created", "inq_v", t0, &snap{Status: persona.StatusCreated, TemplateID: "itmpl_a", TemplateVersionID: "itmplv_one"}))
+	if got := f.inquiry(t, "inq_v"); got.TemplateVersionID != "itmplv_one" || got.TemplateID != "itmpl_a" {
+		t.Fatalf("template %q version %q, want itmpl_a itmplv_one", got.TemplateID, got.TemplateVersionID)
+	}
+	f.apply(t, ev("evt_v2", "inquiry.started", "inq_v", t0.Add(time.Minute), &snap{Status: persona.StatusPending}))
+	if got := f.inquiry(t, "inq_v"); got.TemplateVersionID != "itmplv_one" {
+		t.Fatalf("version %q after an event without it, want itmplv_one", got.TemplateVersionID)
+	}
+}

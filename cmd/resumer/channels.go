@@ -9,8 +9,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/resumer/resumer/api"
 	"github.com/resumer/resumer/link"
 	"github.com/resumer/resumer/notify"
+	"github.com/resumer/resumer/persona"
 	"github.com/resumer/resumer/state"
 )
 
@@ -89,9 +91,15 @@ func newWinback(cfg *config, rdb redis.UniversalClient, logger *slog.Logger, reg
 		if opts.Redirect, err = redirectSigner(cfg); err != nil {
 			return nil, fmt.Errorf("RESUMER_WINBACK_LINK_MODE=redirect: %w", err)
 		}
-	} else {
-		if opts.Persona, err = newPersonaClient(cfg, rdb, logger, reg); err != nil {
+	}
+	if cfg.WinbackLinkMode != notify.LinkRedirect || cfg.CurrentVersionOnly {
+		client, err := newPersonaClient(cfg, rdb, logger, reg)
+		if err != nil {
 			return nil, err
+		}
+		opts.Persona = client
+		if cfg.CurrentVersionOnly {
+			opts.CurrentVersions = &persona.TemplateVersions{Source: client}
 		}
 	}
 	return notify.NewWinback(opts)
@@ -105,4 +113,13 @@ func resumeExpiredWithin(cfg *config) time.Duration {
 		return max(cfg.ResumeExpiredWithin, cfg.WinbackWithin)
 	}
 	return cfg.ResumeExpiredWithin
+}
+
+// currentVersions is the cached template-version lookup of RESUMER_RESUME_CURRENT_VERSION_ONLY,
+// or nil when the check is off.
+func currentVersions(cfg *config, client *persona.Client) api.TemplateVersions {
+	if !cfg.CurrentVersionOnly {
+		return nil
+	}
+	return &persona.TemplateVersions{Source: client}
 }

@@ -104,6 +104,7 @@ type config struct {
 	ResumeMaxAge        time.Duration
 	ResumeMaxAgeByTmpl  map[string]time.Duration
 	FallbackTemplates   []string
+	CurrentVersionOnly  bool
 
 	LogLevel        slog.Level
 	ShutdownTimeout time.Duration
@@ -392,6 +393,12 @@ var settings = []setting{
 		set: func(c *config, v string) error {
 			m, err := parseTemplateIntervals(v)
 			c.ResumeMaxAgeByTmpl = m
+			return err
+		}},
+	{env: "RESUMER_RESUME_CURRENT_VERSION_ONLY", def: "false", usage: "refuse to resume inquiries pinned to an older template version than the published one (inquiry_too_old; one Persona call per template per 10 min)",
+		set: func(c *config, v string) error {
+			b, err := strconv.ParseBool(v)
+			c.CurrentVersionOnly = b
 			return err
 		}},
 	{env: "RESUMER_FALLBACK_TEMPLATES", usage: "templates (comma-separated, or *) whose refusals offer a static hosted-flow link that starts a new inquiry for the same reference id (fallback_url)",

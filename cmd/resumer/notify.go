@@ -135,6 +135,7 @@ func newAPIServer(cfg *config, rdb redis.UniversalClient, logger *slog.Logger, r
 		MaxAge:           maxAgeOption(cfg.ResumeMaxAge),
 		MaxAgeByTemplate: cfg.ResumeMaxAgeByTmpl,
 		Fallbacks:        cfg.FallbackTemplates,
+		CurrentVersions:  currentVersions(cfg, client),
 		HostedFlowURL:    cfg.HostedFlowURL,
 		RedirectURI:      cfg.RedirectURI,
 		SingleUseLinks:   cfg.LinkSingleUse,

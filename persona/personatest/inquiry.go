@@ -74,7 +74,7 @@ type oneTimeLink struct {
 // snapshot converts the record to the domain type the client returns.
 func (q *inquiry) snapshot() *persona.Inquiry {
 	return &persona.Inquiry{
-		ID: q.id, Status: q.status, ReferenceID: q.referenceID, TemplateID: q.templateID,
+		ID: q.id, Status: q.status, ReferenceID: q.referenceID, TemplateID: q.templateID, TemplateVersionID: q.templateVersion,
 		AccountID: q.accountID, CreatedAt: q.createdAt, StartedAt: q.startedAt,
 		CompletedAt: q.completedAt, FailedAt: q.failedAt, ExpiredAt: q.expiredAt,
 		RedactedAt: q.redactedAt, ExpiresAt: q.expiresAt, UpdatedAt: q.updatedAt,
