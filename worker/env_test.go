@@ -152,6 +152,29 @@ func start(t testing.TB, opts Options) *running {
 	return r
 }
 
+// startLogged creates a Worker from opts with its logs going to the returned buffer, runs it
+// until the test ends or stop is called (which returns Run's error), and, unlike start, does
+// not wait for its consumer: for tests of a worker that cannot consume yet.
+func startLogged(t testing.TB, opts Options) (w *Worker, logs *testenv.Buffer, stop func() error) {
+	t.Helper()
+	logs = &testenv.Buffer{}
+	opts.Logger = slog.New(slog.NewTextHandler(logs, nil))
+	w, err := New(opts)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	if w.Ready() == nil {
+		t.Fatal("Ready before Run")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	var runErr error
+	go func() { runErr = w.Run(ctx); close(done) }()
+	stop = func() error { cancel(); <-done; return runErr }
+	t.Cleanup(func() { stop() })
+	return w, logs, stop
+}
+
 // testEvent is what eventBody turns into a Persona webhook body (PERSONA.md §3).
 type testEvent struct {
 	ID, Name, InquiryID string

@@ -3,7 +3,6 @@ package worker
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -89,18 +88,7 @@ func TestWorkerReportsRefusedConsumer(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	opts := e.options(e.store)
-	var logs testenv.Buffer
-	opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
-	w, err := New(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	runCtx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { w.Run(runCtx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
-
+	w, logs, _ := startLogged(t, e.options(e.store))
 	eventually(t, 10*time.Second, "the refusal logged", func() bool {
 		return strings.Contains(logs.String(), "worker cannot consume, retrying")
 	})

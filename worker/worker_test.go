@@ -3,7 +3,6 @@ package worker
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"math/rand/v2"
 	"os"
 	"reflect"
@@ -395,40 +394,19 @@ func TestRunWaitsForStream(t *testing.T) {
 	if err := e.js.DeleteStream(context.Background(), e.stream); err != nil {
 		t.Fatal(err)
 	}
-	opts := e.options(e.store)
-	var logs testenv.Buffer
-	opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
-	w, err := New(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if w.Ready() == nil {
-		t.Fatal("Ready before Run")
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	var runErr error
-	go func() { runErr = w.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
+	w, logs, stop := startLogged(t, e.options(e.store))
 	eventually(t, 10*time.Second, "the missing stream logged", func() bool {
 		return strings.Contains(logs.String(), "worker cannot consume, retrying") && strings.Contains(logs.String(), "stream not found")
 	})
 	if err := w.Ready(); err == nil || !strings.Contains(err.Error(), "stream not found") {
 		t.Fatalf("Ready = %v, want the missing stream", err)
 	}
-	select {
-	case <-done:
-		t.Fatalf("Run returned %v without the stream", runErr)
-	default:
-	}
-	if _, err := eventstream.Ensure(ctx, e.js, eventstream.Config{Name: opts.Stream}); err != nil {
+	if _, err := eventstream.Ensure(context.Background(), e.js, eventstream.Config{Name: e.stream}); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, 15*time.Second, "ready once the stream exists", func() bool { return w.Ready() == nil })
-	cancel()
-	<-done
-	if runErr != nil {
-		t.Fatalf("Run = %v", runErr)
+	if err := stop(); err != nil {
+		t.Fatalf("Run = %v", err)
 	}
 	if w.Ready() == nil {
 		t.Error("Ready after Run returned")
