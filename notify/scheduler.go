@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -208,6 +209,8 @@ type Scheduler struct {
 	now          func() time.Time
 	log          *slog.Logger
 	metrics      schedulerMetrics
+	// sendTime is the moving average of the time per claim (ns), for budgetCapacity.
+	sendTime atomic.Int64
 }
 
 // NewScheduler checks opts and returns a Scheduler. It fails on a missing Store, Channels,
@@ -383,12 +386,16 @@ func (s *Scheduler) sweep(ctx context.Context) (handled int, again time.Duration
 		n := min(s.concurrency-inFlight, s.claimLimit)
 		if s.budget != nil {
 			left, wait, err := s.budget.Available(ctx)
+			if err == nil {
+				// The Persona client's limiter goes on unpaced when Redis fails; so do the
+				// claims. Otherwise claim no more than the budget can grant in time.
+				n = min(n, s.budgetCapacity(left))
+			}
 			switch {
-			case err != nil:
-				// The Persona client's limiter goes on unpaced when Redis fails; so do the claims.
-			case left == 0 && inFlight == 0:
+			case n > 0:
+			case inFlight == 0:
 				again = wait
-			case left == 0:
+			default:
 				t := time.NewTimer(wait)
 				select {
 				case <-t.C:
@@ -397,8 +404,6 @@ func (s *Scheduler) sweep(ctx context.Context) (handled int, again time.Duration
 				}
 				t.Stop()
 				continue
-			default:
-				n = min(n, left)
 			}
 			if again > 0 {
 				break
@@ -425,14 +430,18 @@ func (s *Scheduler) sweep(ctx context.Context) (handled int, again time.Duration
 					default:
 					}
 				}()
-				if err := s.handle(ctx, c, claimedAt); err != nil {
+				err := s.handle(ctx, c, claimedAt)
+				s.observeSend(time.Since(claimedAt))
+				if err != nil {
 					mu.Lock()
 					errs = append(errs, err)
 					mu.Unlock()
 				}
 			})
 		}
-		if err != nil || len(claims) < n {
+		// Nothing left to claim: done. Fewer than asked for may only mean that another
+		// replica took some between the two steps of ClaimDue, so claim again.
+		if err != nil || len(claims) == 0 {
 			break
 		}
 		if time.Since(lastGauges) >= s.interval {
@@ -450,6 +459,33 @@ func (s *Scheduler) sweep(ctx context.Context) (handled int, again time.Duration
 		return handled, again, fmt.Errorf("sweep reminders: %w", err)
 	}
 	return handled, again, nil
+}
+
+// budgetCapacity is how many claims the shared Persona budget can serve within a claim's work
+// time (half the lease, less the observed time per claim): the left grants and half of
+// those that free up meanwhile (the other replicas want them too).
+func (s *Scheduler) budgetCapacity(left int) int {
+	room := s.lease/2 - time.Duration(s.sendTime.Load())
+	if room <= 0 {
+		return min(left, 1)
+	}
+	refill := s.budget.PerHour() * float64(room) / float64(time.Hour) / 2
+	return left + int(refill)
+}
+
+// observeSend folds the time one claim took, from the claim call to its settle, into the
+// moving average sendTime (weight 1/8).
+func (s *Scheduler) observeSend(d time.Duration) {
+	for {
+		old := s.sendTime.Load()
+		next := int64(d)
+		if old > 0 {
+			next = old + (int64(d)-old)/8
+		}
+		if s.sendTime.CompareAndSwap(old, next) {
+			return
+		}
+	}
 }
 
 // updateGauges sets the backlog gauge (due now and unclaimed) and the forecast gauge (due

@@ -1,10 +1,12 @@
 package notify
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
 
+	"github.com/resumer/resumer/persona/personatest"
 	"github.com/resumer/resumer/state"
 )
 
@@ -42,5 +44,28 @@ func TestDueStages(t *testing.T) {
 				t.Errorf("dueStages = %s, want %s", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestSchedulerForecastGauges: resumer_reminder_due_next_hour counts the reminders due now and
+// within the hour, not later ones.
+func TestSchedulerForecastGauges(t *testing.T) {
+	e := newSchedEnv(t)
+	for range 3 {
+		e.pending(t, personatest.InquiryParams{EmailAddress: "jane@example.com"})
+	}
+	e.clock.Add(3 * time.Hour)
+	e.pending(t, personatest.InquiryParams{EmailAddress: "late@example.com"})
+	e.clock.Add(14*time.Hour + 30*time.Minute) // the first three's 6h stage is due within the hour
+	e.sync(t)
+	s := e.scheduler(t, nil, nil)
+	if err := s.updateGauges(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.metric(t, "resumer_reminder_due_next_hour"); got != 3 {
+		t.Errorf("due next hour = %v, want 3", got)
+	}
+	if got := e.metric(t, "resumer_reminder_due_backlog"); got != 0 {
+		t.Errorf("due now = %v, want 0", got)
 	}
 }
