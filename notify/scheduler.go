@@ -412,7 +412,9 @@ func (s *Scheduler) sweep(ctx context.Context) (handled int, again time.Duration
 		claimedAt := time.Now()
 		claims, err := s.store.ClaimDue(ctx, s.now(), s.lease, n)
 		if err != nil {
+			mu.Lock()
 			errs = append(errs, err)
+			mu.Unlock()
 		}
 		for _, c := range claims {
 			if c.TookOver {
@@ -447,7 +449,9 @@ func (s *Scheduler) sweep(ctx context.Context) (handled int, again time.Duration
 		if time.Since(lastGauges) >= s.interval {
 			lastGauges = time.Now()
 			if err := s.updateGauges(ctx); err != nil {
+				mu.Lock()
 				errs = append(errs, err)
+				mu.Unlock()
 			}
 		}
 	}
