@@ -246,7 +246,7 @@ func (s *Server) serveLinkContinue(w http.ResponseWriter, r *http.Request, rq *r
 			return
 		}
 	}
-	sess, f := s.mint(r.Context(), t.inq.ID)
+	sess, f := s.mint(r.Context(), t.inq)
 	if f != nil {
 		if s.singleUse {
 			// Nothing reached the user: the link stays usable. A failed release leaves it

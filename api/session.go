@@ -43,7 +43,7 @@ func (s *Server) serveSessions(w http.ResponseWriter, r *http.Request, rq *reque
 		rq.problem(w, v.failure())
 		return
 	}
-	sess, f := s.mint(r.Context(), inq.ID)
+	sess, f := s.mint(r.Context(), inq)
 	if f != nil {
 		rq.problem(w, f)
 		return
@@ -74,7 +74,8 @@ func inquiryExpiresAt(sess *persona.Session, inq *state.Inquiry) time.Time {
 // when no answer came the mint stays counted, since Persona may have made one. Failures:
 // 503 service_unavailable (Redis), 429 rate_limited (the inquiry's limit), and Persona's
 // errors as personaFailure maps them.
-func (s *Server) mint(ctx context.Context, inquiryID string) (*persona.Session, *failure) {
+func (s *Server) mint(ctx context.Context, inq *state.Inquiry) (*persona.Session, *failure) {
+	inquiryID := inq.ID
 	a, err := s.store.AllowMint(ctx, inquiryID, s.mintLimit, s.mintWindow)
 	if err != nil {
 		return nil, &failure{status: http.StatusServiceUnavailable, code: CodeServiceUnavailable,
@@ -102,7 +103,34 @@ func (s *Server) mint(ctx context.Context, inquiryID string) (*persona.Session, 
 			detail: "Persona returned no session.", err: errors.New("resume returned no session token")}
 	}
 	s.metrics.minted.Inc()
+	s.recordRevival(ctx, inq, sess)
 	return sess, nil
+}
+
+// Recorder records an event in the state store; *state.Store implements it. When the Store
+// given to New is one, a resume that revived an expired inquiry is recorded.
+type Recorder interface {
+	Apply(ctx context.Context, ev *persona.Event) (state.Outcome, error)
+}
+
+// recordRevival records that the resume made an expired inquiry pending again
+// (persona.ResumedEvent): Persona sends no webhook for it (PERSONA.md §6), and without the
+// record the state would stay expired and no reminder stage would be armed for the new
+// expiry. A failure is logged: the token is the user's either way.
+func (s *Server) recordRevival(ctx context.Context, inq *state.Inquiry, sess *persona.Session) {
+	rec, ok := s.store.(Recorder)
+	now := s.now()
+	expired := inq.Status == persona.StatusExpired || !inq.ExpiresAt.IsZero() && !now.Before(inq.ExpiresAt)
+	if !ok || sess.Inquiry == nil || !expired {
+		return
+	}
+	ev := persona.ResumedEvent(sess.Inquiry, now)
+	if ev == nil {
+		return
+	}
+	if _, err := rec.Apply(context.WithoutCancel(ctx), ev); err != nil {
+		s.logger.WarnContext(ctx, "record revived inquiry", "inquiry_id", inq.ID, "err", err.Error())
+	}
 }
 
 // personaFailure maps a failed resume: Persona does not know the inquiry 404; its status does

@@ -114,3 +114,24 @@ func TestCurrentVersionOnly(t *testing.T) {
 		t.Errorf("template asked %d times for 3 checks, want 1 (cached)", n)
 	}
 }
+
+// TestResumeRevivalIsRecorded: resuming an expired inquiry (RESUMER_RESUME_EXPIRED_WITHIN, or
+// the click on a win-back link) makes it pending at Persona with a new expiry and no webhook
+// (PERSONA.md §6); the API records that, so the store and its reminder schedule follow.
+func TestResumeRevivalIsRecorded(t *testing.T) {
+	e := newEnv(t, &envConfig{api: func(o *Options) { o.ExpiredWithin = time.Hour }})
+	id := e.create(personatest.InquiryParams{ReferenceID: "user-1"})
+	if err := e.sim.Expire(id); err != nil {
+		t.Fatal(err)
+	}
+	e.sync()
+	if inq, _ := e.store.Inquiry(t.Context(), id); inq.Status != "expired" {
+		t.Fatalf("status %s before the resume, want expired", inq.Status)
+	}
+	decodeSession(t, e, id, e.post(id, "full"))
+	simInq, _ := e.sim.Inquiry(id)
+	inq, err := e.store.Inquiry(t.Context(), id)
+	if err != nil || inq.Status != "pending" || !inq.ExpiresAt.Equal(simInq.ExpiresAt) {
+		t.Errorf("store after the resume: %+v, %v; want pending until %v", inq, err, simInq.ExpiresAt)
+	}
+}
