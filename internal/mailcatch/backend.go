@@ -101,6 +101,9 @@ func (s *session) Data(r io.Reader) error {
 	m := parseMessage(s.from, s.to, raw, time.Now())
 	m.SMTPUTF8 = s.utf8
 	s.c.store(m)
+	if d := s.c.opts.DataDelay; d > 0 {
+		time.Sleep(d)
+	}
 	return nil
 }
 

@@ -41,6 +41,10 @@ type Options struct {
 	// answers 553 5.6.7 to a MAIL FROM or RCPT TO address with non-ASCII characters and to a
 	// MAIL FROM with the SMTPUTF8 parameter.
 	SMTPUTF8 bool
+	// DataDelay, when set, is how long the catcher waits before accepting a message's data:
+	// the message is caught at once and the 250 reply comes DataDelay later, like a slow
+	// server, so that a sender can be stopped after its message arrived and before it knew.
+	DataDelay time.Duration
 	// MaxMessages is how many messages are kept; the oldest go first. 1000 when zero.
 	MaxMessages int
 	// OnMessage, when set, is called (in a goroutine of its own) with every caught message;
