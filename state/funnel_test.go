@@ -153,3 +153,35 @@ func TestFunnelExpiredAnyway(t *testing.T) {
 		t.Errorf("TTL(%s) = %v, %v; want a positive TTL", bucket, ttl, err)
 	}
 }
+
+// TestFunnelAttributionFarFromLastEvent covers the record's wider form of the attribution: a
+// reminder days after the inquiry's newest event (a long expiry) does not fit the packed
+// integer, and is still attributed, timed and decoded.
+func TestFunnelAttributionFarFromLastEvent(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	const id = "inq_far"
+	x := t0.Add(7 * 24 * time.Hour)
+	f.apply(t, ev("evt_1", "inquiry.started", id, t0, pendingUntil(x)))
+	f.clock.Set(x.Add(-6 * time.Hour))
+	c := f.claimOne(t, x.Add(-6*time.Hour), id)
+	c.Attribution = Attribution{Group: GroupReminded, Stage: "6h", Channel: "webhook"}
+	if err := f.store.CompleteReminder(ctx, c, "6h", nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.inquiry(t, id).RemindersSent; len(got) != 1 {
+		t.Fatalf("RemindersSent = %v", got)
+	}
+	done := x.Add(-6*time.Hour + 3*time.Hour)
+	f.apply(t, ev("evt_2", "inquiry.completed", id, done, with(pendingUntil(x), func(s *snap) { s.Status = persona.StatusCompleted })))
+	wantTotals(t, f.funnelTotals(t), map[string]int64{
+		"reminded/6h/reminder": 1, "reminded/6h/inquiry": 1, "reminded/6h/resumed": 1, "reminded/6h/completed": 1,
+	})
+	d, err := f.store.Funnel(ctx, f.clock.Now(), f.clock.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Elapsed) != 1 || d.Elapsed[0].Buckets[5] != 1 {
+		t.Errorf("elapsed = %+v, want one completion in the 2h..4h bucket", d.Elapsed)
+	}
+}

@@ -41,11 +41,11 @@ end
 --         difference to lt, left out (false) when it is sa, the common case (the events
 --         that carry an inquiry carry its status and its expiry)
 --  19 rm  20 ra  21 rd
+--  22 fa  funnel attribution of the last reminder (see funnel.go): its attribution code (in
+--         the templates hash, see funnelCode), its store time and the funnel flags (FUNNEL_*
+--         below), packed by packFunnel; only from a reminder until the inquiry is final
 --  23 tv  the inquiry template version (the shard's code for it, like t), when Persona said
---  22 fa  funnel attribution of the last reminder (see funnel.go): { attribution code (in the
---         templates hash, see funnelCode), the reminder's store time as its difference to
---         lt, the funnel flags (FUNNEL_* below) }; only from a reminder until the inquiry is
---         final
+--         it
 -- The common fields come first, so that a fresh record's array has at most 15 entries (a
 -- one-byte MessagePack header).
 local sub, floor = string.sub, math.floor
@@ -55,6 +55,33 @@ local STATUSES = {
 }
 local statusCode = {}
 for i, s in ipairs(STATUSES) do statusCode[s] = i end
+
+-- packFunnel packs a record's funnel attribution fa = { code, reminder time (unix ms),
+-- flags } for storing: one integer below 2^32 (5 bytes) when the code is below 256 and the
+-- reminder within about 3 days of base, its time then kept in whole seconds:
+-- ((zigzag(seconds from base) * 32) + flags) * 256 + code; else { code, ms from base, flags }.
+local function packFunnel(fa, base)
+  local dt = floor((fa[2] - base) / 1000)
+  local zz = dt >= 0 and 2 * dt or -2 * dt - 1
+  local v = (zz * 32 + fa[3]) * 256 + fa[1]
+  if fa[1] < 256 and fa[3] < 32 and v < 4294967296 then
+    return v
+  end
+  return { fa[1], fa[2] - base, fa[3] }
+end
+
+-- unpackFunnel is packFunnel's inverse (to the second).
+local function unpackFunnel(v, base)
+  if type(v) == 'table' then
+    return { v[1], base + v[2], v[3] }
+  end
+  local code = v % 256
+  v = (v - code) / 256
+  local flags = v % 32
+  local zz = (v - flags) / 32
+  local dt = zz % 2 == 0 and zz / 2 or -(zz + 1) / 2
+  return { code, base + dt * 1000, flags }
+end
 
 -- decode turns a stored record into a table of its fields (times and ints as numbers, the
 -- events as a list of { digest, second }), or returns nil for nil.
@@ -73,9 +100,8 @@ local function decode(b)
   if #f > 15 then
     rec.ca, rec.xa, xs = ca and base + ca or nil, xa and base + xa or nil, f[18] or false
     rec.rm, rec.ra, rec.rd = f[19] or nil, f[20] or nil, f[21] or nil
-    local fa = f[22]
-    if fa then
-      rec.fa = { fa[1], base + fa[2], fa[3] }
+    if f[22] then
+      rec.fa = unpackFunnel(f[22], base)
     end
     rec.tv = f[23] or nil
   end
@@ -124,7 +150,7 @@ local function encode(rec)
     st and st - base or false, x and x - base or false, rec.le or false, rec.ln or false,
     rec.em or false, rec.nf or false, u and u - base or false, e, ca and ca - base or false,
     xa and xa - base or false, xs, rec.rm or false, rec.ra or false, rec.rd or false,
-    rec.fa and { rec.fa[1], rec.fa[2] - base, rec.fa[3] } or false, rec.tv or false,
+    rec.fa and packFunnel(rec.fa, base) or false, rec.tv or false,
   }
   local n = 23
   while n > 2 and f[n] == false do
@@ -397,12 +423,12 @@ end
 -- Funnel (funnel.go). A reminder (or a held-out one) gives its inquiry's record 'fa': the
 -- code of its attribution ("group|stage|channel|link mode|brand", interned in the templates
 -- hash under a 0x01 byte so it never meets a template id), its store time and flags saying
--- which funnel steps this reminder has already counted; FUNNEL_COUNTED stays across
--- reminders (the inquiry is counted once as reminded). Counts go to the shard's funnel bucket
+-- which funnel steps this reminder has already counted. A record that has 'fa' was counted
+-- as a reminded inquiry already. Counts go to the shard's funnel bucket
 -- of the day (KEYS of each script): field "<code>:<step>", and "<code>:h<i>" for the
 -- histogram of the time from reminder to completion.
 local FUNNEL_OPENED, FUNNEL_PRESSED, FUNNEL_RESUMED, FUNNEL_COMPLETED = 1, 2, 4, 8
-local FUNNEL_REVIEW, FUNNEL_COUNTED = 16, 64
+local FUNNEL_REVIEW = 16
 
 -- FUNNEL_BOUNDS are the histogram's upper bounds in seconds (funnelBounds in funnel.go);
 -- an elapsed time above the last is counted in bucket #FUNNEL_BOUNDS + 1.

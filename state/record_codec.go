@@ -49,7 +49,7 @@ const (
 	encSource        // true (derived), or a time as its difference to the base
 	encInt           // an integer
 	encEvents        // an array, skipped
-	encFunnel        // an array (the funnel attribution), skipped
+	encFunnel        // the funnel attribution: an integer or an array (skipped)
 )
 
 // recordFields are the record's fields in stored order.
@@ -170,7 +170,12 @@ func decodeRecord(b string, r *record) error {
 			default:
 				ok = false
 			}
-		case encEvents, encFunnel:
+		case encFunnel:
+			ok = x.kind == mpInt || x.kind == mpArray
+			if x.kind == mpArray {
+				err = d.skip(x.n)
+			}
+		case encEvents:
 			ok = x.kind == mpArray
 			if ok {
 				err = d.skip(x.n)

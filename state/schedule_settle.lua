@@ -74,15 +74,15 @@ if op == 'complete' then
   schedule(queue, curkey, id, rec, ARGV[4])
   local dims = ARGV[6]
   if dims and dims ~= '' then
-    local code, fl = funnelCode(KEYS[5], dims), rec.fa and rec.fa[3] or 0
+    local code = funnelCode(KEYS[5], dims)
     funnelCount(KEYS[6], ARGV[7], code, 'reminder')
-    if bit.band(fl, FUNNEL_COUNTED) == 0 then
+    if not rec.fa then
       funnelCount(KEYS[6], ARGV[7], code, 'inquiry')
       result = 2
     end
     -- A record that is no longer created/pending has nothing left to attribute.
     if resumable(rec.s) then
-      rec.fa = { code, tonumber(ARGV[8]), FUNNEL_COUNTED }
+      rec.fa = { code, tonumber(ARGV[8]), 0 }
     end
   end
 elseif op == 'release' then
