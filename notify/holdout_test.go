@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/resumer/resumer/brand"
 	"github.com/resumer/resumer/persona/personatest"
 )
 
@@ -51,7 +52,8 @@ func TestHoldoutShare(t *testing.T) {
 
 // TestSchedulerHoldout: a held-out inquiry is claimed like any other, but gets no e-mail and
 // no session token; its stage is done, counted held_out, and recorded in the funnel's
-// held-out group, while a reminded one is recorded in the reminded group.
+// held-out group, while a reminded one is recorded in the reminded group; both under the
+// brand their inquiry gets.
 func TestSchedulerHoldout(t *testing.T) {
 	e := newSchedEnv(t)
 	held := Holdout{Percent: 50, Salt: "test-salt"}
@@ -72,7 +74,11 @@ func TestSchedulerHoldout(t *testing.T) {
 	}
 	e.clock.Add(18 * time.Hour)
 	e.sync(t)
-	s := e.scheduler(t, nil, func(o *SchedulerOptions) { o.Holdout = held })
+	brands, err := brand.New([]brand.Brand{{ID: "acme", Name: "Acme", ReferencePrefixes: []string{"user"}}}, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := e.scheduler(t, nil, func(o *SchedulerOptions) { o.Holdout = held; o.Brands = brands })
 	sweep(t, s)
 	if got := messagesFor(e.mail.Messages(), in, "6h"); got != 0 {
 		t.Errorf("held-out inquiry got %d e-mails", got)
@@ -101,8 +107,8 @@ func TestSchedulerHoldout(t *testing.T) {
 		got[c.Attribution.String()+" "+c.Step] += c.Count
 	}
 	want := map[string]int64{
-		"held_out|6h|email|session-token| reminder": nIn, "held_out|6h|email|session-token| inquiry": nIn,
-		"reminded|6h|email|session-token| reminder": nOut, "reminded|6h|email|session-token| inquiry": nOut,
+		"held_out|6h|email|session-token|acme reminder": nIn, "held_out|6h|email|session-token|acme inquiry": nIn,
+		"reminded|6h|email|session-token|acme reminder": nOut, "reminded|6h|email|session-token|acme inquiry": nOut,
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("funnel = %v, want %v", got, want)

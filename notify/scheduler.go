@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/resumer/resumer/link"
+	"github.com/resumer/resumer/brand"
 	"github.com/resumer/resumer/persona"
 	"github.com/resumer/resumer/state"
 )
@@ -120,9 +121,10 @@ type SchedulerOptions struct {
 	// Holdout holds a share of inquiries out of reminders, to measure the uplift; none when
 	// zero.
 	Holdout Holdout
-	// Brand labels the funnel counts of the reminders (see state.Attribution); keep it to a
-	// bounded set of names. Empty is fine.
-	Brand string
+	// Brands label the funnel counts of each reminder with the brand its inquiry gets
+	// (brand.Set.For, as the e-mail channel picks it; a configured set, so the label stays
+	// bounded); nil labels none.
+	Brands *brand.Set
 	// Now is the clock for due times, expiries and leases; time.Now when nil.
 	Now func() time.Time
 	// Logger gets a line per outcome other than sent (debug for sent); nothing secret or
@@ -205,7 +207,7 @@ type Scheduler struct {
 	redirectURI  string
 	redirect     *link.Signer
 	holdout      Holdout
-	brand        string
+	brands       *brand.Set
 	now          func() time.Time
 	log          *slog.Logger
 	metrics      schedulerMetrics
@@ -281,7 +283,7 @@ func NewScheduler(opts SchedulerOptions) (*Scheduler, error) {
 		redirectURI:  opts.RedirectURI,
 		redirect:     opts.Redirect,
 		holdout:      opts.Holdout,
-		brand:        opts.Brand,
+		brands:       opts.Brands,
 		now:          opts.Now,
 		log:          log.With("component", "notify", "role", "scheduler"),
 	}

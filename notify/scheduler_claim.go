@@ -110,7 +110,7 @@ func (s *Scheduler) handle(ctx context.Context, c state.Claim, claimedAt time.Ti
 			done[ch.Name()] = OutcomeHeldOut
 			names[i] = ch.Name()
 		}
-		c.Attribution = s.attribution(state.GroupHeldOut, target, names)
+		c.Attribution = s.attribution(c, state.GroupHeldOut, target, names)
 		return s.finish(ctx, log, c, lt, target, superseded, done, now)
 	}
 
@@ -245,7 +245,7 @@ func (s *Scheduler) settleUncertain(ctx context.Context, log *slog.Logger, c sta
 	for i, ch := range s.channels {
 		names[i] = ch.Name()
 	}
-	c.Attribution = s.attribution(state.GroupReminded, Stage{Name: c.Intent}, names)
+	c.Attribution = s.attribution(c, state.GroupReminded, Stage{Name: c.Intent}, names)
 	err := s.settle(ctx, log, c, lt, "settle uncertain reminder", func(ctx context.Context) error {
 		return s.store.CompleteReminder(ctx, c, c.Intent, nil)
 	})
@@ -272,7 +272,7 @@ func (s *Scheduler) finish(ctx context.Context, log *slog.Logger, c state.Claim,
 			}
 		}
 		if len(sentBy) > 0 {
-			c.Attribution = s.attribution(state.GroupReminded, target, sentBy)
+			c.Attribution = s.attribution(c, state.GroupReminded, target, sentBy)
 		}
 	}
 	err := s.settle(ctx, log, c, lt, "complete reminder", func(ctx context.Context) error {
@@ -412,14 +412,19 @@ func stageNames(stages []Stage) []string {
 	return names
 }
 
-// attribution describes a reminder of stage st for the funnel: group, the channels (joined
-// by '+', in configured order), the link mode and the brand.
-func (s *Scheduler) attribution(group string, st Stage, channels []string) state.Attribution {
-	return state.Attribution{
+// attribution describes a reminder of stage st to c's inquiry for the funnel: group, the
+// channels (joined by '+', in configured order), the link mode and the inquiry's brand.
+func (s *Scheduler) attribution(c state.Claim, group string, st Stage, channels []string) state.Attribution {
+	a := state.Attribution{
 		Group:    group,
 		Stage:    st.Name,
 		Channel:  strings.Join(channels, "+"),
 		LinkMode: string(s.mode),
-		Brand:    s.brand,
 	}
+	if s.brands != nil {
+		if b := s.brands.For(c.TemplateID, c.ReferenceID); b != nil {
+			a.Brand = b.ID
+		}
+	}
+	return a
 }

@@ -65,6 +65,7 @@ func newScheduler(cfg *config, rdb redis.UniversalClient, logger *slog.Logger, r
 	}
 	opts := notify.SchedulerOptions{
 		Holdout:       holdout,
+		Brands:        cfg.Brands,
 		Store:         store,
 		Channels:      channels,
 		Stages:        cfg.RemindBefore,
