@@ -63,8 +63,10 @@ func TestStoreOnRedisCluster(t *testing.T) {
 	})
 }
 
-// exerciseStore applies events for inquiries of every shard and calls every store method
-// on them, failing the test on any error. tag keeps the inquiry ids of two calls apart.
+// exerciseStore applies events for inquiries of every shard and calls every store method on
+// them (reads, reminder claims, intents and settles, limiters, link uses, funnel, singleton
+// lease and checkpoint, open-inquiry walk, win-backs, purge), failing the test on any error.
+// A store method added later belongs here too. tag keeps the inquiry ids of two calls apart.
 func exerciseStore(t *testing.T, f *fixture, tag string) {
 	ctx := context.Background()
 	x := f.clock.Now().Add(5 * time.Hour) // the 6h stage is due
@@ -107,6 +109,11 @@ func exerciseStore(t *testing.T, f *fixture, tag string) {
 		t.Fatalf("ClaimDue: %d, %v", len(claims), err)
 	}
 	for i, c := range claims {
+		if i%2 == 0 {
+			if err := f.store.RecordIntent(ctx, c, "6h"); err != nil {
+				t.Fatalf("RecordIntent: %v", err)
+			}
+		}
 		var err error
 		switch i % 3 {
 		case 0:
@@ -140,12 +147,91 @@ func exerciseStore(t *testing.T, f *fixture, tag string) {
 		t.Fatalf("RateLimiter.Wait: %v", err)
 	}
 	lim.Observe(ctx, 290, 300, time.Minute) // plenty left: records a pace without waiting
+	// The reminders' links and funnel, the singleton lease and its fenced checkpoint, the
+	// open-inquiry walk.
+	for _, id := range ids[:8] {
+		if _, err := f.store.MarkLink(ctx, id, LinkPressed); err != nil {
+			t.Fatalf("MarkLink: %v", err)
+		}
+		if first, err := f.store.UseLink(ctx, id, "lnk_"+tag, now.Add(time.Hour)); err != nil || !first {
+			t.Fatalf("UseLink: %v, %v", first, err)
+		}
+		if used, err := f.store.LinkUsed(ctx, id, "lnk_"+tag); err != nil || !used {
+			t.Fatalf("LinkUsed: %v, %v", used, err)
+		}
+		if err := f.store.ReleaseLink(ctx, id, "lnk_"+tag); err != nil {
+			t.Fatalf("ReleaseLink: %v", err)
+		}
+	}
+	if _, err := f.store.Funnel(ctx, now.Add(-48*time.Hour), now.Add(time.Hour)); err != nil {
+		t.Fatalf("Funnel: %v", err)
+	}
+	lease := "cluster-" + tag
+	if ok, err := f.store.AcquireLease(ctx, lease, "tok", time.Minute); err != nil || !ok {
+		t.Fatalf("AcquireLease: %v, %v", ok, err)
+	}
+	if err := f.store.RenewLease(ctx, lease, "tok", time.Minute); err != nil {
+		t.Fatalf("RenewLease: %v", err)
+	}
+	if err := f.store.SaveCheckpoint(ctx, lease, "tok", map[string]string{"at": "1"}); err != nil {
+		t.Fatalf("SaveCheckpoint: %v", err)
+	}
+	if cp, err := f.store.Checkpoint(ctx, lease); err != nil || cp["at"] != "1" {
+		t.Fatalf("Checkpoint: %v, %v", cp, err)
+	}
+	if err := f.store.ReleaseLease(ctx, lease, "tok"); err != nil {
+		t.Fatalf("ReleaseLease: %v", err)
+	}
+	var cursor OpenCursor
+	open := 0
+	for range 1000 {
+		page, next, done, err := f.store.OpenInquiries(ctx, cursor, 50)
+		if err != nil {
+			t.Fatalf("OpenInquiries: %v", err)
+		}
+		open += len(page)
+		if done {
+			break
+		}
+		cursor = next
+	}
+	if open < len(ids) {
+		t.Fatalf("OpenInquiries walked %d open inquiries, want at least %d", open, len(ids))
+	}
+	if err := f.store.Ping(ctx); err != nil {
+		t.Fatalf("Ping: %v", err)
+	}
+
 	final := make([]*persona.Event, 0, len(ids))
-	for _, id := range ids {
-		final = append(final, ev("evt_f"+tag, "inquiry.completed", id, t0.Add(2*time.Minute), base(persona.StatusCompleted, "itmpl_std")))
+	for i, id := range ids {
+		if i%2 == 0 {
+			final = append(final, ev("evt_f"+tag, "inquiry.completed", id, t0.Add(2*time.Minute), base(persona.StatusCompleted, "itmpl_std")))
+		} else {
+			at := f.clock.Now()
+			final = append(final, ev("evt_f"+tag, "inquiry.expired", id, at, &snap{Status: persona.StatusExpired, ExpiredAt: at}))
+		}
 	}
 	if _, err := f.store.ApplyBatch(ctx, final); err != nil {
 		t.Fatalf("ApplyBatch (final): %v", err)
+	}
+	// Win-backs of the inquiries that just expired.
+	f.clock.Add(2 * time.Minute) // past the walk's skew (the clock stays ahead: a later walk starts here)
+	wins, err := f.store.ClaimWinbacks(ctx, 72*time.Hour, time.Minute, 1000)
+	if err != nil {
+		t.Fatalf("ClaimWinbacks: %v", err)
+	}
+	if len(wins) < len(ids)/2 {
+		t.Fatalf("ClaimWinbacks: %d claims, want the %d expired inquiries", len(wins), len(ids)/2)
+	}
+	for i, w := range wins {
+		if i%2 == 0 {
+			if err := f.store.WinbackIntent(ctx, w); err != nil {
+				t.Fatalf("WinbackIntent: %v", err)
+			}
+		}
+		if err := f.store.SettleWinback(ctx, w, "sent", time.Time{}); err != nil {
+			t.Fatalf("SettleWinback: %v", err)
+		}
 	}
 	f.clock.Add(2 * time.Hour)
 	if _, err := f.store.Purge(ctx, 1000); err != nil {
