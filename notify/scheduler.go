@@ -94,6 +94,12 @@ type SchedulerOptions struct {
 	// MinRemaining: an inquiry with less time left gets no reminder (skipped_too_late);
 	// DefaultMinRemaining when zero.
 	MinRemaining time.Duration
+	// MaxAge drops the reminders of inquiries created longer ago (OutcomeTooOld): they are
+	// not resumed any more, since a newer template version may have been published.
+	// DefaultMaxAge when zero, none when negative; MaxAgeByTemplate overrides it per
+	// template id (RESUMER_RESUME_MAX_AGE, RESUMER_RESUME_MAX_AGE_BY_TEMPLATE).
+	MaxAge           time.Duration
+	MaxAgeByTemplate map[string]time.Duration
 	// Interval is the time between sweeps of Run, jittered by ±10%; DefaultInterval when zero.
 	Interval time.Duration
 	// Lease is how long a claim is exclusive, on Redis's clock; a claim not settled by then is
@@ -198,6 +204,7 @@ type Scheduler struct {
 	channels     []Channel
 	stages       []Stage // longest first
 	minRemaining time.Duration
+	maxAge       maxAge
 	interval     time.Duration
 	lease        time.Duration
 	concurrency  int
@@ -274,6 +281,7 @@ func NewScheduler(opts SchedulerOptions) (*Scheduler, error) {
 		channels:     slices.Clone(opts.Channels),
 		stages:       stages,
 		minRemaining: cmp.Or(opts.MinRemaining, DefaultMinRemaining),
+		maxAge:       maxAge{def: opts.MaxAge, byTemplate: opts.MaxAgeByTemplate},
 		interval:     cmp.Or(opts.Interval, DefaultInterval),
 		lease:        cmp.Or(opts.Lease, DefaultLease),
 		concurrency:  cmp.Or(opts.Concurrency, DefaultConcurrency),

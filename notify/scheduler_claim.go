@@ -75,6 +75,17 @@ func (s *Scheduler) handle(ctx context.Context, c state.Claim, claimedAt time.Ti
 	target, superseded := due[len(due)-1], due[:len(due)-1]
 	log = log.With("stage", target.Name)
 
+	if s.maxAge.exceeded(c.TemplateID, c.CreatedAt, now) {
+		err := s.settle(ctx, log, c, lt, "drop reminders", func(ctx context.Context) error {
+			return s.store.DropReminders(ctx, c, OutcomeTooOld)
+		})
+		if err == nil {
+			s.countAll(target, OutcomeTooOld)
+			log.InfoContext(ctx, "reminders dropped: inquiry older than the maximum age", "outcome", OutcomeTooOld)
+		}
+		return err
+	}
+
 	if left := c.ExpiresAt.Sub(now); left < s.minRemaining {
 		err := s.settle(ctx, log, c, lt, "skip reminders", func(ctx context.Context) error {
 			return s.store.CompleteReminder(ctx, c, "", stageNames(due))

@@ -33,9 +33,12 @@ const (
 	// out before it settled (it crashed, or lost Redis for longer than the settle budget).
 	// The stage may or may not have reached the user; it is marked done and never sent again.
 	OutcomeUncertain = "uncertain"
+	// OutcomeTooOld: the inquiry was created longer ago than the maximum age
+	// (RESUMER_RESUME_MAX_AGE): it is not resumed any more, and its reminders are dropped.
+	OutcomeTooOld = "too_old"
 )
 
-var outcomes = []string{OutcomeSent, OutcomeSkippedTooLate, OutcomeNoContact, OutcomeUndeliverable, OutcomeNotResumable, OutcomeFailed, OutcomeHeldOut, OutcomeUncertain}
+var outcomes = []string{OutcomeSent, OutcomeSkippedTooLate, OutcomeNoContact, OutcomeUndeliverable, OutcomeNotResumable, OutcomeFailed, OutcomeHeldOut, OutcomeUncertain, OutcomeTooOld}
 
 // schedulerMetrics are the scheduler's series. Labels are bounded: stage by the configured
 // stages, channel by the configured channels, outcome by the constants above.
@@ -55,7 +58,7 @@ type schedulerMetrics struct {
 func newSchedulerMetrics(reg prometheus.Registerer, stages []Stage, channels []Channel) schedulerMetrics {
 	reminders := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "resumer_reminders_total",
-		Help: "Reminder stages by outcome and channel (sent, skipped_too_late, no_contact, not_resumable, failed, held_out, uncertain).",
+		Help: "Reminder stages by outcome and channel (sent, skipped_too_late, no_contact, not_resumable, failed, held_out, uncertain, too_old).",
 	}, []string{"stage", "channel", "outcome"})
 	backlog := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "resumer_reminder_due_backlog",

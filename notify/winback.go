@@ -1,6 +1,7 @@
 package notify
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -126,9 +127,6 @@ func NewWinback(o WinbackOptions) (*Winback, error) {
 		}
 	default:
 		return nil, fmt.Errorf("create win-back: link mode %q: want redirect or one-time-link", o.Mode)
-	}
-	if o.MaxAge == 0 {
-		o.MaxAge = DefaultMaxAge
 	}
 	if o.Interval <= 0 {
 		o.Interval = 30 * time.Second
@@ -322,9 +320,23 @@ func (w *Winback) staleVersion(ctx context.Context, inq *state.Inquiry) bool {
 
 // tooOld reports whether inq was created longer ago than its template's maximum age.
 func (w *Winback) tooOld(inq *state.Inquiry, now time.Time) bool {
-	max := w.o.MaxAge
-	if d, ok := w.o.MaxAgeByTemplate[inq.TemplateID]; ok {
-		max = d
+	return maxAge{def: w.o.MaxAge, byTemplate: w.o.MaxAgeByTemplate}.exceeded(inq.TemplateID, inq.CreatedAt, now)
+}
+
+// maxAge is the stale-inquiry rule (RESUMER_RESUME_MAX_AGE): inquiries created longer ago
+// are not resumed. def is DefaultMaxAge when zero and no limit when negative; byTemplate
+// overrides it per template id (zero or negative: no limit).
+type maxAge struct {
+	def        time.Duration
+	byTemplate map[string]time.Duration
+}
+
+// exceeded reports whether an inquiry of template created at createdAt is too old at now;
+// an unknown created-at never is.
+func (m maxAge) exceeded(template string, createdAt, now time.Time) bool {
+	limit := cmp.Or(m.def, DefaultMaxAge)
+	if d, ok := m.byTemplate[template]; ok {
+		limit = d
 	}
-	return max > 0 && !inq.CreatedAt.IsZero() && now.Sub(inq.CreatedAt) > max
+	return limit > 0 && !createdAt.IsZero() && now.Sub(createdAt) > limit
 }

@@ -232,3 +232,28 @@ func TestWinbackStaleVersion(t *testing.T) {
 		t.Fatalf("outcome %v, want fallback_sent", got)
 	}
 }
+
+// TestReminderTooOldDropped: a reminder due for an inquiry created longer ago than the maximum
+// age is not sent and no link is minted (the seed advice: a newer template version may be
+// out); the inquiry's reminders are dropped with the too_old outcome.
+func TestReminderTooOldDropped(t *testing.T) {
+	e := newSchedEnv(t, func(o *personatest.Options) { o.AfterCreate = 60 * 24 * time.Hour })
+	inq := e.sim.CreateInquiry(personatest.InquiryParams{EmailAddress: "a@example.com"})
+	e.sync(t)
+	s := e.scheduler(t, nil, nil)
+	e.clock.Set(inq.ExpiresAt.Add(-5 * time.Hour)) // the 6h stage is due; the inquiry is 59 days old
+	before := e.sim.Requests()
+	sweep(t, s)
+	if n := len(e.mail.Messages()); n != 0 {
+		t.Errorf("%d reminders sent for a 59-day-old inquiry", n)
+	}
+	if n := e.sim.Requests() - before; n != 0 {
+		t.Errorf("%d Persona calls for a too-old inquiry", n)
+	}
+	if v := e.reminders(t, "6h", OutcomeTooOld); v != 1 {
+		t.Errorf("reminders{6h, too_old} = %v, want 1", v)
+	}
+	if got := e.inquiry(t, inq.ID); got.RemindersDropped != OutcomeTooOld {
+		t.Errorf("reminders dropped %q, want %q", got.RemindersDropped, OutcomeTooOld)
+	}
+}

@@ -41,9 +41,11 @@ const (
 // the claim, read atomically with it: the notifier's re-read before sending (DESIGN.md
 // decision 5). EmailAddress and NameFirst are personal data: never log them.
 type Claim struct {
-	InquiryID   string
-	Status      persona.Status
-	ExpiresAt   time.Time // zero when unknown (the inquiry is then never scheduled)
+	InquiryID string
+	Status    persona.Status
+	ExpiresAt time.Time // zero when unknown (the inquiry is then never scheduled)
+	// CreatedAt is the inquiry's created-at, zero when unknown (for the maximum age).
+	CreatedAt   time.Time
 	ReferenceID string
 	// TemplateID is the inquiry's template (itmpl_...), empty when unknown or when it could
 	// not be read (ClaimDue then still returns the claim).
@@ -299,6 +301,7 @@ func decodeClaims(cmd *redis.Cmd, shard int) ([]Claim, error) {
 		c.EmailAddress = r.str[idxEmail]
 		c.NameFirst = r.str[idxNameFirst]
 		c.ExpiresAt = r.time(idxExpiresAt)
+		c.CreatedAt = r.time(idxCreatedAt)
 		c.RemindersSent = r.reminders()
 		c.Attempts = int(r.num[idxAttempts])
 		c.template = templateRef{shard: shard, code: r.num[idxTemplate]}

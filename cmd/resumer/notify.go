@@ -64,20 +64,22 @@ func newScheduler(cfg *config, rdb redis.UniversalClient, logger *slog.Logger, r
 		return nil, errors.New("RESUMER_HOLDOUT_SALT: required when RESUMER_HOLDOUT_PERCENT is above 0 (or RESUMER_HOLDOUT_SALT_FILE)")
 	}
 	opts := notify.SchedulerOptions{
-		Holdout:       holdout,
-		Brands:        cfg.Brands,
-		Store:         store,
-		Channels:      channels,
-		Stages:        cfg.RemindBefore,
-		MinRemaining:  cfg.MinRemaining,
-		Interval:      cfg.NotifyInterval,
-		Lease:         cfg.NotifyLease,
-		Concurrency:   cfg.NotifyConcurrency,
-		LinkMode:      cfg.LinkMode,
-		HostedFlowURL: cfg.HostedFlowURL,
-		RedirectURI:   cfg.RedirectURI,
-		Logger:        logger,
-		Registerer:    reg,
+		Holdout:          holdout,
+		Brands:           cfg.Brands,
+		Store:            store,
+		Channels:         channels,
+		Stages:           cfg.RemindBefore,
+		MinRemaining:     cfg.MinRemaining,
+		MaxAge:           maxAgeOption(cfg.ResumeMaxAge),
+		MaxAgeByTemplate: cfg.ResumeMaxAgeByTmpl,
+		Interval:         cfg.NotifyInterval,
+		Lease:            cfg.NotifyLease,
+		Concurrency:      cfg.NotifyConcurrency,
+		LinkMode:         cfg.LinkMode,
+		HostedFlowURL:    cfg.HostedFlowURL,
+		RedirectURI:      cfg.RedirectURI,
+		Logger:           logger,
+		Registerer:       reg,
 	}
 	if cfg.LinkMode == notify.LinkRedirect {
 		signer, err := redirectSigner(cfg)
