@@ -19,9 +19,12 @@ import (
 // trip. *state.Store implements it.
 //
 // ApplyBatch returns one Result per event, in order. A Result with a non-nil Err means that
-// one event could not be applied: the worker retries it, unless the error wraps
-// state.ErrInvalidEvent, which no retry can fix. A non-nil error means the whole batch failed
-// (the store is unreachable) and nothing may be acknowledged.
+// one event could not be applied, through a fault of its own: the worker retries it until its
+// MaxDeliver-th delivery and then dead-letters it, and dead-letters it at once when the error
+// wraps state.ErrInvalidEvent, which no retry can fix. So an Applier must never report a
+// store-wide condition (unreachable, OOM, READONLY, LOADING, ...) as an event's error: that is
+// the non-nil error, which means the whole batch failed, nothing may be acknowledged and the
+// worker holds the messages (state.Store reports every such condition so).
 //
 // An Applier that also has a method Ping(ctx) error (as *state.Store does, with a real write)
 // is probed after a whole-batch failure, and the held messages are applied again only once it
