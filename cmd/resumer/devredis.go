@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/resumer/resumer/internal/redisconn"
 )
 
 // errNoRedis is what `resumer dev` says when nothing answers at the Redis URL and it cannot
@@ -22,19 +24,20 @@ var errNoRedis = errors.New("no Redis answers and redis-server is not installed:
 	"install it (Debian/Ubuntu: apt-get install redis-server; macOS: brew install redis) " +
 	"or point RESUMER_REDIS_URL at a running Redis")
 
-// pingRedis reports whether a Redis answers at rawURL within a second.
+// pingRedis reports whether the Redis deployment at rawURL (one node, Sentinel or Cluster)
+// answers within a second.
 func pingRedis(ctx context.Context, rawURL string) error {
-	opts, err := redis.ParseURL(rawURL)
+	opts, _, err := redisconn.Parse(rawURL)
 	if err != nil {
 		return fmt.Errorf("RESUMER_REDIS_URL: %w", err)
 	}
 	opts.DialTimeout = 500 * time.Millisecond
 	opts.MaxRetries = -1
-	c := redis.NewClient(opts)
+	c := redis.NewUniversalClient(opts)
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
-	return c.Ping(ctx).Err()
+	return redisconn.Ping(ctx, c)
 }
 
 // devRedis is a redis-server that `resumer dev` started for itself: loopback only, its data
