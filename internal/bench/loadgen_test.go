@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/resumer/resumer/internal/eventstream"
+	"github.com/resumer/resumer/internal/testenv"
 	"github.com/resumer/resumer/webhook"
 )
 
@@ -57,5 +59,50 @@ func TestLoadgenMain(t *testing.T) {
 	}
 	if err := LoadgenMain(context.Background(), bytes.NewReader([]byte("{")), io.Discard); err == nil {
 		t.Error("a garbled job did not fail")
+	}
+}
+
+// TestLoadgenPublish runs the raw baseline's job: every event of the corpus published to the
+// stream once, under its own event id, with the receiver's subject and headers.
+func TestLoadgenPublish(t *testing.T) {
+	s := testenv.NATS(t)
+	nc, js, err := connectNATS(s.ClientURL(), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := eventstream.Ensure(ctx, js, eventstream.Config{Name: "LOADGEN_TEST"}); err != nil {
+		t.Fatal(err)
+	}
+	events := corpus(9, 20, time.Now(), true)
+	path, err := writeCorpus(t.TempDir(), events)
+	if err != nil {
+		t.Fatal(err)
+	}
+	job, _ := json.Marshal(loadgenJob{Publish: true, NATSURL: s.ClientURL(), Stream: "LOADGEN_TEST", Corpus: path,
+		Concurrency: 4, N: len(events), Duration: time.Minute})
+	var out bytes.Buffer
+	if err := LoadgenMain(ctx, bytes.NewReader(job), &out); err != nil {
+		t.Fatal(err)
+	}
+	var res loadgenResult
+	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+		t.Fatal(err)
+	}
+	if res.OK != len(events) || res.Failed != 0 {
+		t.Fatalf("%d ok, %d failed (%s); want %d ok", res.OK, res.Failed, res.FirstErr, len(events))
+	}
+	stream, err := js.Stream(ctx, "LOADGEN_TEST")
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := stream.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Msgs != uint64(len(events)) {
+		t.Fatalf("stream holds %d messages, want %d", info.State.Msgs, len(events))
 	}
 }
