@@ -24,4 +24,10 @@
 // its payload's updated-at, else the receive time (PERSONA.md §3), in the
 // Persona-Event-Created-At header. Stored events are counted by object kind. It never
 // touches Redis.
+//
+// Subjects take the deployment's prefix (Options.Subjects, RESUMER_SUBJECT_PREFIX). With a
+// jetstream.JetStream (an AsyncPublisher) the receiver publishes through PubAck futures, so
+// that requests in flight share the connection, and still answers each request only after
+// its own PubAck from its own stream; a body whose publish failed or timed out is never
+// reused, since the client may still resend it.
 package webhook

@@ -82,8 +82,9 @@ type Options struct {
 	// Stream is the stream the events subject must belong to; a publish that lands in any
 	// other stream fails. Default eventstream.DefaultStream.
 	Stream string
-	// Subjects is the deployment's subject scheme: an event is published to
-	// Subjects.Event(name). The zero value is eventstream's default, persona.events.
+	// Subjects is the deployment's subject scheme (RESUMER_SUBJECT_PREFIX): events are
+	// published as Subjects.Message builds them. The zero value is eventstream's default
+	// prefix, persona.events.
 	Subjects eventstream.Subjects
 	// Logger receives the receiver's logs, with component=webhook; default: discard.
 	Logger *slog.Logger
