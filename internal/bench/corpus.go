@@ -120,12 +120,15 @@ func (a *arena) add(build func([]byte) []byte) []byte {
 	return a.chunk[start:len(a.chunk):len(a.chunk)]
 }
 
+// corpusTemplateVersion is the inquiry-template-version of every generated inquiry.
+const corpusTemplateVersion = "itmplv_7Ab3xQe9Lp2Vn5Rk8Ws1Dz4F"
+
 // event returns the persona.Event that persona.ParseEvent reads from the event's body.
 func (g *generatedEvent) event() *persona.Event {
 	f := g.facts
 	inq := &persona.Inquiry{
 		ID: f.id, Status: g.Status, ReferenceID: f.referenceID, TemplateID: f.templateID,
-		AccountID: f.accountID, CreatedAt: f.createdAt, ExpiresAt: f.expiresAt, UpdatedAt: g.CreatedAt,
+		TemplateVersionID: corpusTemplateVersion, AccountID: f.accountID, CreatedAt: f.createdAt, ExpiresAt: f.expiresAt, UpdatedAt: g.CreatedAt,
 		EmailAddress: f.email, NameFirst: f.nameFirst,
 	}
 	if g.Status != persona.StatusCreated {
@@ -213,7 +216,7 @@ func (g *generatedEvent) appendBody(b []byte) []byte {
 	b = append(b, f.accountID...)
 	b = append(b, `"}},"inquiry-template":{"data":{"type":"inquiry-template","id":"`...)
 	b = append(b, f.templateID...)
-	b = append(b, `"}},"inquiry-template-version":{"data":{"type":"inquiry-template-version","id":"itmplv_7Ab3xQe9Lp2Vn5Rk8Ws1Dz4F"}},`+
+	b = append(b, `"}},"inquiry-template-version":{"data":{"type":"inquiry-template-version","id":"`+corpusTemplateVersion+`"}},`+
 		`"transaction":{"data":null},"reviewer":{"data":null},"reports":{"data":[]},"verifications":{"data":[`...)
 	for i := range verifications {
 		if i > 0 {
