@@ -183,14 +183,8 @@ func (s *Server) prepare(w http.ResponseWriter, r *http.Request, rq *request, sc
 	if f != nil {
 		return nil, nil, f
 	}
-	a, err := s.store.AllowAPIRequest(r.Context(), key.Name, s.keyRate, keyRateWindow)
-	if err != nil {
-		return nil, nil, &failure{status: http.StatusServiceUnavailable, code: CodeServiceUnavailable,
-			detail: "The service is temporarily unavailable.", retryAfter: storeRetryAfter, err: err}
-	}
-	if !a.Allowed {
-		return nil, nil, &failure{status: http.StatusTooManyRequests, code: CodeRateLimited,
-			detail: fmt.Sprintf("The API key is limited to %d requests per minute.", s.keyRate), retryAfter: a.RetryAfter}
+	if f := s.limitKey(r, key); f != nil {
+		return nil, nil, f
 	}
 	id := r.PathValue("inquiry_id")
 	if !inquiryIDPattern.MatchString(id) {
@@ -211,6 +205,20 @@ func (s *Server) prepare(w http.ResponseWriter, r *http.Request, rq *request, sc
 		return nil, nil, notFound()
 	}
 	return key, inq, nil
+}
+
+// limitKey counts one request of key against its rate: 429 when over, 503 when Redis fails.
+func (s *Server) limitKey(r *http.Request, key *APIKey) *failure {
+	a, err := s.store.AllowAPIRequest(r.Context(), key.Name, s.keyRate, keyRateWindow)
+	if err != nil {
+		return &failure{status: http.StatusServiceUnavailable, code: CodeServiceUnavailable,
+			detail: "The service is temporarily unavailable.", retryAfter: storeRetryAfter, err: err}
+	}
+	if !a.Allowed {
+		return &failure{status: http.StatusTooManyRequests, code: CodeRateLimited,
+			detail: fmt.Sprintf("The API key is limited to %d requests per minute.", s.keyRate), retryAfter: a.RetryAfter}
+	}
+	return nil
 }
 
 // lookup reads the tracked inquiry: 404 when unknown, 503 when Redis fails.

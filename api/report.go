@@ -2,7 +2,6 @@ package api
 
 import (
 	"errors"
-	"fmt"
 	"net/http"
 
 	"github.com/resumer/resumer/report"
@@ -26,14 +25,8 @@ func (s *Server) serveReport(w http.ResponseWriter, r *http.Request, rq *request
 			"The report covers every inquiry; a key limited to a reference prefix cannot read it."))
 		return
 	}
-	a, err := s.store.AllowAPIRequest(r.Context(), key.Name, s.keyRate, keyRateWindow)
-	if err != nil {
-		rq.problem(w, storeFailure(err))
-		return
-	}
-	if !a.Allowed {
-		rq.problem(w, &failure{status: http.StatusTooManyRequests, code: CodeRateLimited,
-			detail: fmt.Sprintf("The API key is limited to %d requests per minute.", s.keyRate), retryAfter: a.RetryAfter})
+	if f := s.limitKey(r, key); f != nil {
+		rq.problem(w, f)
 		return
 	}
 	q := r.URL.Query()
