@@ -261,14 +261,19 @@ func failoverUnderLoad(t *testing.T, mode redisconn.Mode) {
 	} else if info, err := s.Info(ctx); err != nil || info.Config.Replicas != 3 {
 		t.Errorf("events stream: replicas %v (%v), want 3", info, err)
 	}
-	if s, err := js.Stream(ctx, stream+"_DLQ"); err == nil {
-		info, err := s.Info(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if info.State.Msgs != 0 {
-			t.Errorf("%d events dead-lettered", info.State.Msgs)
-		}
+	dlq, err := js.Stream(ctx, stream+"_DLQ")
+	if err != nil {
+		t.Fatalf("dead-letter stream: %v", err)
+	}
+	info, err := dlq.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Msgs != 0 {
+		t.Errorf("%d events dead-lettered", info.State.Msgs)
+	}
+	if info.Config.Replicas != 3 {
+		t.Errorf("dead-letter stream: %d replicas, want 3", info.Config.Replicas)
 	}
 
 	// Both replicas are still running and ready: recovered without a restart.
