@@ -241,3 +241,45 @@ func TestEveryLocaleHasEveryTemplate(t *testing.T) {
 		}
 	}
 }
+
+// TestSchedulerWritesInTheInquiryLocale: with the locale field configured, the user's
+// language travels from the webhook event through the record and the claim into the e-mail;
+// an inquiry without it gets its brand's default.
+func TestSchedulerWritesInTheInquiryLocale(t *testing.T) {
+	e := newSchedEnv(t)
+	e.localeField = "locale"
+	brands, err := brand.New([]brand.Brand{{ID: "globex", Name: "Globex", Locale: "de"}}, "", Locales())
+	if err != nil {
+		t.Fatal(err)
+	}
+	email, err := NewEmailChannel(EmailOptions{URL: e.mail.URL(), From: schedFrom, Now: e.clock.Now,
+		Timeout: 10 * time.Second, Brands: brands})
+	if err != nil {
+		t.Fatal(err)
+	}
+	es := e.pending(t, personatest.InquiryParams{EmailAddress: "ana@example.com", Locale: "es-AR"})
+	de := e.pending(t, personatest.InquiryParams{EmailAddress: "jo@example.com"})
+	e.clock.Add(23 * time.Hour)
+	e.sync(t)
+	if got := e.inquiry(t, es.ID).Locale; got != "es-AR" {
+		t.Fatalf("stored locale %q", got)
+	}
+	s := e.scheduler(t, nil, func(o *SchedulerOptions) { o.Channels = []Channel{email} })
+	if n := sweep(t, s); n != 2 {
+		t.Fatalf("sweep handled %d claims, want 2", n)
+	}
+	for _, m := range e.mail.Messages() {
+		switch m.MessageID {
+		case MessageID(es.ID, "1h", "acme.example"):
+			if !strings.HasPrefix(m.Subject, "Globex: último recordatorio") || !strings.HasPrefix(m.TextBody, "Hola:") {
+				t.Errorf("spanish reminder: %q / %q", m.Subject, m.TextBody)
+			}
+		case MessageID(de.ID, "1h", "acme.example"):
+			if !strings.HasPrefix(m.Subject, "Globex: Letzte Erinnerung") {
+				t.Errorf("german (brand default) reminder: %q", m.Subject)
+			}
+		default:
+			t.Errorf("unexpected message %s", m.MessageID)
+		}
+	}
+}

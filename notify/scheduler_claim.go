@@ -165,6 +165,7 @@ func (s *Scheduler) handle(ctx context.Context, c state.Claim, claimedAt time.Ti
 		InquiryID:    c.InquiryID,
 		ReferenceID:  c.ReferenceID,
 		TemplateID:   c.TemplateID,
+		Locale:       c.Locale,
 		Stage:        target,
 		ExpiresAt:    expiresAt,
 		Now:          now,

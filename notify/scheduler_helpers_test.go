@@ -50,6 +50,9 @@ type schedEnv struct {
 	email  *EmailChannel
 	reg    *prometheus.Registry
 
+	// localeField is the persona.ParseOptions.LocaleField events are parsed with.
+	localeField string
+
 	mu      sync.Mutex
 	applied int // simulator events applied to the store so far
 }
@@ -178,7 +181,7 @@ func (e *schedEnv) apply(t *testing.T, events []personatest.Event) {
 		n := min(len(events), 500)
 		batch := make([]*persona.Event, n)
 		for i, se := range events[:n] {
-			ev, err := persona.ParseEvent(se.Body)
+			ev, err := persona.ParseEventWith(se.Body, persona.ParseOptions{LocaleField: e.localeField})
 			if err != nil {
 				t.Fatalf("parse simulator event %s: %v", se.ID, err)
 			}

@@ -243,7 +243,7 @@ func (w *Winback) handle(ctx context.Context, c state.WinbackClaim) (outcome str
 		return "", now.Add(w.o.Lease)
 	}
 	r := &Reminder{
-		InquiryID: inq.ID, ReferenceID: inq.ReferenceID, TemplateID: inq.TemplateID, Stage: Stage{Name: WinbackStage},
+		InquiryID: inq.ID, ReferenceID: inq.ReferenceID, TemplateID: inq.TemplateID, Locale: inq.Locale, Stage: Stage{Name: WinbackStage},
 		ExpiresAt: until, Now: now, EmailAddress: inq.EmailAddress, NameFirst: inq.NameFirst, Link: url,
 	}
 	sent, noContact := 0, 0

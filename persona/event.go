@@ -101,6 +101,46 @@ type Inquiry struct {
 	// must never reach a log line or a metric label.
 	EmailAddress string
 	NameFirst    string
+	// Locale is the value of the inquiry field ParseOptions.LocaleField names (a language
+	// tag or a country code, as the template collects it), at most MaxLocaleLen bytes;
+	// empty when not asked for or not there.
+	Locale string
+}
+
+// MaxLocaleLen caps Inquiry.Locale: language tags and country codes are short, and a longer
+// value is not one.
+const MaxLocaleLen = 35
+
+// ParseOptions adjust ParseEventWith.
+type ParseOptions struct {
+	// LocaleField names the inquiry field (kebab-case, as in the template: "locale",
+	// "address-country-code") whose value becomes Inquiry.Locale; empty reads none.
+	LocaleField string
+}
+
+// ParseEventWith is ParseEvent that also reads what opts ask for.
+func ParseEventWith(body []byte, opts ParseOptions) (*Event, error) {
+	return parseEvent(body, true, opts)
+}
+
+// localeOf reads the field name of an inquiry resource: from its fields (a value object or a
+// plain string), else a plain attribute; "" when absent or longer than MaxLocaleLen.
+func localeOf(res object, name string) string {
+	attrs, _ := res.object("attributes")
+	if attrs == nil {
+		return ""
+	}
+	v := ""
+	if fields, _ := attrs.object("fields"); fields != nil {
+		v = fields.fieldValue(name)
+	}
+	if v == "" {
+		v = attrs.str(name)
+	}
+	if v = strings.TrimSpace(v); len(v) > MaxLocaleLen {
+		return ""
+	}
+	return v
 }
 
 // ParseEvent decodes a webhook body. It accepts kebab-case, camelCase and snake_case keys and
@@ -109,15 +149,15 @@ type Inquiry struct {
 // ErrMalformedEvent. Everything else Persona may send is accepted (PERSONA.md §2: a refusal
 // is a retry storm): an event about another object has no InquiryID, and an event without a
 // usable created-at takes the payload object's updated-at, or none (see TimeSource).
-func ParseEvent(body []byte) (*Event, error) { return parseEvent(body, true) }
+func ParseEvent(body []byte) (*Event, error) { return parseEvent(body, true, ParseOptions{}) }
 
 // ParseEnvelope is ParseEvent without the inquiry: it checks the body exactly as ParseEvent
 // does, accepts and refuses the same bodies, and returns the same Event except that Inquiry
 // is nil. It is for code that only routes an event (the webhook receiver), and saves it
 // reading the inquiry's attributes.
-func ParseEnvelope(body []byte) (*Event, error) { return parseEvent(body, false) }
+func ParseEnvelope(body []byte) (*Event, error) { return parseEvent(body, false, ParseOptions{}) }
 
-func parseEvent(body []byte, inquiry bool) (*Event, error) {
+func parseEvent(body []byte, inquiry bool, opts ParseOptions) (*Event, error) {
 	root, err := decodeObject(body)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrMalformedEvent, err)
@@ -164,6 +204,9 @@ func parseEvent(body []byte, inquiry bool) (*Event, error) {
 		ev.InquiryID = subject.str("id") // as decodeInquiry reads it
 		if inquiry && ev.InquiryID != "" {
 			ev.Inquiry = decodeInquiry(subject)
+			if opts.LocaleField != "" {
+				ev.Inquiry.Locale = localeOf(subject, opts.LocaleField)
+			}
 		}
 	case partOfInquiry(ev.PayloadType):
 		ev.InquiryID = relationshipID(subject, "inquiry")

@@ -551,3 +551,34 @@ func TestEventObject(t *testing.T) {
 		t.Errorf("EventObjects() = %v", all)
 	}
 }
+
+// TestParseEventLocaleField reads the inquiry field RESUMER_LOCALE_FIELD names, as a field
+// value object, a plain field string or a plain attribute, in any key inflection; nothing
+// without the option; a value too long to be a locale is dropped.
+func TestParseEventLocaleField(t *testing.T) {
+	body := func(attrs string) []byte {
+		return []byte(`{"data":{"type":"event","id":"evt_1","attributes":{"name":"inquiry.started",` +
+			`"created-at":"2026-01-06T10:00:00Z","payload":{"data":{"type":"inquiry","id":"inq_1",` +
+			`"attributes":{"status":"pending",` + attrs + `}}}}}}`)
+	}
+	for _, tc := range []struct {
+		name, attrs, field, want string
+	}{
+		{"field value", `"fields":{"locale":{"type":"string","value":"es-MX"}}`, "locale", "es-MX"},
+		{"kebab field, camel body", `"fields":{"addressCountryCode":{"type":"string","value":"AT"}}`, "address-country-code", "AT"},
+		{"plain attribute", `"locale":"de"`, "locale", "de"},
+		{"not asked", `"fields":{"locale":{"value":"es"}}`, "", ""},
+		{"absent", `"fields":{}`, "locale", ""},
+		{"too long", `"locale":"` + strings.Repeat("x", persona.MaxLocaleLen+1) + `"`, "locale", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ev, err := persona.ParseEventWith(body(tc.attrs), persona.ParseOptions{LocaleField: tc.field})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ev.Inquiry.Locale != tc.want {
+				t.Errorf("Locale %q, want %q", ev.Inquiry.Locale, tc.want)
+			}
+		})
+	}
+}

@@ -184,6 +184,7 @@ func (s *Store) applyCall(ev *persona.Event, now int64) (scriptCall, error) {
 		s.funnelExpireAt(now),
 		winbackFlag(s.cfg.WinbackContact),
 		inq.TemplateVersionID,
+		inq.Locale,
 	}
 	keys := append(s.keys.shardKeys(shard), s.keys.funnel(shard, funnelDay(time.UnixMilli(now))))
 	return scriptCall{keys: keys, args: args}, nil

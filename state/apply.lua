@@ -21,6 +21,7 @@
 --  28 '1' to keep e-mail and first name of an expired inquiry (for its win-back message)
 --  29 the inquiry template version id from the payload ('' = not carried; kept as the
 --     shard's code for it, like the template)
+--  30 the inquiry's locale field ('' = not carried), a snapshot field like r
 --
 -- Rules (DESIGN.md decision 2, PERSONA.md §2, §4, §5):
 -- * An event without an inquiry snapshot (about an inquiry session, verification or
@@ -157,10 +158,11 @@ local keepContact = open or (status == 'expired' and ARGV[28] == '1')
 local view = {}
 local fields = {
   { 'r' }, { 't' }, { 'a' }, { 'c', true }, { 'st', true }, { 'ca', true }, { 'xa', true },
-  { 'em' }, { 'nf' },
+  { 'em' }, { 'nf' }, { 'lc' },
 }
 for i, f in ipairs(fields) do
-  local name, v = f[1], ARGV[9 + i]
+  local name = f[1]
+  local v = ARGV[name == 'lc' and 30 or 9 + i]
   view[name] = cur[name]
   if v ~= '' then
     if f[2] then

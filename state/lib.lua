@@ -46,6 +46,7 @@ end
 --         below), packed by packFunnel; only from a reminder until the inquiry is final
 --  23 tv  the inquiry template version (the shard's code for it, like t), when Persona said
 --         it
+--  24 lc  the inquiry's locale field (RESUMER_LOCALE_FIELD), when configured and carried
 -- The common fields come first, so that a fresh record's array has at most 15 entries (a
 -- one-byte MessagePack header).
 local sub, floor = string.sub, math.floor
@@ -100,6 +101,7 @@ local function decode(b)
   if #f > 15 then
     rec.ca, rec.xa, xs = ca and base + ca or nil, xa and base + xa or nil, f[18] or false
     rec.rm, rec.ra, rec.rd = f[19] or nil, f[20] or nil, f[21] or nil
+    rec.lc = f[24] or nil
     if f[22] then
       rec.fa = unpackFunnel(f[22], base)
     end
@@ -150,9 +152,9 @@ local function encode(rec)
     st and st - base or false, x and x - base or false, rec.le or false, rec.ln or false,
     rec.em or false, rec.nf or false, u and u - base or false, e, ca and ca - base or false,
     xa and xa - base or false, xs, rec.rm or false, rec.ra or false, rec.rd or false,
-    rec.fa and packFunnel(rec.fa, base) or false, rec.tv or false,
+    rec.fa and packFunnel(rec.fa, base) or false, rec.tv or false, rec.lc or false,
   }
-  local n = 23
+  local n = 24
   while n > 2 and f[n] == false do
     f[n] = nil
     n = n - 1

@@ -37,6 +37,7 @@ const (
 	// fieldTemplateVersion is the inquiry template version: the shard's code for it, like
 	// fieldTemplate.
 	fieldTemplateVersion = "tv"
+	fieldLocale          = "lc" // the inquiry's locale field (RESUMER_LOCALE_FIELD), as carried
 )
 
 // Inquiry is the record the store keeps for one inquiry. Zero times mean unknown. E-mail
@@ -72,6 +73,9 @@ type Inquiry struct {
 	LastEventName string
 	EmailAddress  string
 	NameFirst     string
+	// Locale is the value of the inquiry field RESUMER_LOCALE_FIELD names, as the newest
+	// event that carried it said it; empty when not configured or not carried.
+	Locale string
 	// RemindersSent lists the reminder stages already done (sent, or skipped for good), in
 	// the order they were done; while a stage is being retried it may also list
 	// "<stage>@<channel>" for the channels already done with it.
@@ -108,6 +112,7 @@ func decodeInquiry(handle, raw, template, version string) (*Inquiry, error) {
 		LastEventName:     unpackEventName(r.str[idxLastName]),
 		EmailAddress:      r.str[idxEmail],
 		NameFirst:         r.str[idxNameFirst],
+		Locale:            r.str[idxLocale],
 		RemindersSent:     r.reminders(),
 		RemindersDropped:  r.str[idxDropped],
 	}, nil

@@ -37,6 +37,7 @@ const (
 	idxDropped
 	idxFunnel
 	idxTemplateVersion
+	idxLocale
 	numFields
 )
 
@@ -64,7 +65,7 @@ var recordFields = [numFields]struct {
 	{fieldNameFirst, encStr}, {fieldUpdatedAt, encTime}, {fieldEvents, encEvents},
 	{fieldCompletedAt, encTime}, {fieldExpiredAt, encTime}, {fieldExpirySource, encSource},
 	{fieldReminders, encStr}, {fieldAttempts, encInt}, {fieldDropped, encStr},
-	{fieldFunnel, encFunnel}, {fieldTemplateVersion, encInt},
+	{fieldFunnel, encFunnel}, {fieldTemplateVersion, encInt}, {fieldLocale, encStr},
 }
 
 // recordStatuses are the status codes 1..9 of lib.lua's STATUSES.

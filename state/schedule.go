@@ -52,6 +52,8 @@ type Claim struct {
 	TemplateID   string
 	EmailAddress string
 	NameFirst    string
+	// Locale is the inquiry's locale field (Inquiry.Locale), or "".
+	Locale string
 	// RemindersSent is the record's reminder list (see Inquiry.RemindersSent): the stages
 	// done, and ChannelMark entries of channels done with a stage still being retried.
 	RemindersSent []string
@@ -300,6 +302,7 @@ func decodeClaims(cmd *redis.Cmd, shard int) ([]Claim, error) {
 		c.ReferenceID = r.str[idxReference]
 		c.EmailAddress = r.str[idxEmail]
 		c.NameFirst = r.str[idxNameFirst]
+		c.Locale = r.str[idxLocale]
 		c.ExpiresAt = r.time(idxExpiresAt)
 		c.CreatedAt = r.time(idxCreatedAt)
 		c.RemindersSent = r.reminders()

@@ -49,7 +49,7 @@ func (w *Worker) decode(ctx context.Context, msgs []jetstream.Msg) *batch {
 			w.skip(m)
 			continue
 		}
-		ev, err := persona.ParseEvent(m.Data())
+		ev, err := persona.ParseEventWith(m.Data(), persona.ParseOptions{LocaleField: w.opts.LocaleField})
 		if err != nil {
 			w.deadLetterAndTerm(ctx, m, meta, ReasonMalformed, err)
 			continue

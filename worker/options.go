@@ -83,6 +83,10 @@ type Options struct {
 	// ever left in the stream unapplied and not dead-lettered. An unavailable store never
 	// spends deliveries (the worker holds the messages), so it never dead-letters an event.
 	MaxDeliver int
+	// LocaleField, when set, names the inquiry field whose value (a language tag or country
+	// code) the store keeps as the inquiry's locale, for the language of its reminders
+	// (RESUMER_LOCALE_FIELD; persona.ParseOptions).
+	LocaleField string
 	// BatchSize is the most events applied in one store call (DefaultBatchSize), at most
 	// MaxBatchSize.
 	BatchSize int

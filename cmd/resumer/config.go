@@ -75,6 +75,7 @@ type config struct {
 	LinkSingleUse       bool
 	Brands              *brand.Set
 	BrandsFile          string
+	LocaleField         string
 	Channels            []string
 	SMTPURL             string
 	SMTPPassword        string
@@ -305,6 +306,16 @@ var settings = []setting{
 			s, err := brand.Load(v, notify.Locales())
 			c.Brands = s
 			return err
+		}},
+	{env: "RESUMER_LOCALE_FIELD", usage: "inquiry field (e.g. locale or address-country-code) whose language tag or country code picks the reminder's language (en, es, de); else the brand's",
+		set: func(c *config, v string) error {
+			for _, r := range v {
+				if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+					return fmt.Errorf("%q is not an inquiry field name", v)
+				}
+			}
+			c.LocaleField = v
+			return nil
 		}},
 	{env: "RESUMER_CHANNELS", def: "email", usage: "reminder channels: email, webhook or both, comma-separated",
 		set: func(c *config, v string) error {

@@ -133,6 +133,12 @@ func TestLoadConfig(t *testing.T) {
 				t.Error("RESUMER_LINK_SINGLE_USE=true not read")
 			}
 		}},
+		{name: "locale field", env: map[string]string{"RESUMER_LOCALE_FIELD": "address-country-code"}, check: func(t *testing.T, c *config) {
+			if c.LocaleField != "address-country-code" {
+				t.Errorf("LocaleField %q", c.LocaleField)
+			}
+		}},
+		{name: "bad locale field", env: map[string]string{"RESUMER_LOCALE_FIELD": "fields.locale"}, wantErr: "RESUMER_LOCALE_FIELD"},
 		{name: "bad single use", env: map[string]string{"RESUMER_LINK_SINGLE_USE": "once"}, wantErr: "RESUMER_LINK_SINGLE_USE"},
 		{name: "bad address", env: map[string]string{"RESUMER_ADMIN_ADDR": "9464"}, wantErr: "RESUMER_ADMIN_ADDR"},
 	}

@@ -178,17 +178,18 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, stdout io.Writ
 			return fmt.Errorf("worker role: %w", err)
 		}
 		w, err := worker.New(worker.Options{
-			JetStream:  js,
-			Stream:     cfg.Stream,
-			Durable:    cfg.Consumer,
-			DLQStream:  cfg.DLQStream,
-			Subjects:   cfg.Subjects,
-			MaxDeliver: cfg.MaxDeliver,
-			BatchSize:  cfg.BatchSize,
-			Store:      store,
-			Counts:     store,
-			Logger:     logger,
-			Registerer: reg,
+			JetStream:   js,
+			Stream:      cfg.Stream,
+			Durable:     cfg.Consumer,
+			DLQStream:   cfg.DLQStream,
+			Subjects:    cfg.Subjects,
+			MaxDeliver:  cfg.MaxDeliver,
+			BatchSize:   cfg.BatchSize,
+			LocaleField: cfg.LocaleField,
+			Store:       store,
+			Counts:      store,
+			Logger:      logger,
+			Registerer:  reg,
 		})
 		if err != nil {
 			return fmt.Errorf("worker role: %w", err)

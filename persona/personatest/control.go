@@ -122,6 +122,7 @@ func (s *Server) controlCreate(w http.ResponseWriter, r *http.Request) {
 		AccountID    string `json:"account-id"`
 		EmailAddress string `json:"email-address"`
 		NameFirst    string `json:"name-first"`
+		Locale       string `json:"locale"`
 	}
 	if !decodeControl(w, r, &p) {
 		return

@@ -24,6 +24,9 @@ type InquiryParams struct {
 	AccountID    string
 	EmailAddress string
 	NameFirst    string
+	// Locale, when set, is sent as the inquiry field "locale" (a language tag or country
+	// code, as a template may collect it; RESUMER_LOCALE_FIELD=locale reads it).
+	Locale string
 }
 
 // inquiry is the simulator's record of one inquiry.
@@ -36,6 +39,7 @@ type inquiry struct {
 	accountID    string
 	emailAddress string
 	nameFirst    string
+	locale       string
 	createdAt    time.Time
 	startedAt    time.Time
 	completedAt  time.Time
@@ -102,7 +106,7 @@ func (s *Server) CreateInquiry(p InquiryParams) *persona.Inquiry {
 	q := &inquiry{
 		seq: s.seq, id: p.ID, status: persona.StatusCreated, referenceID: p.ReferenceID,
 		templateID: p.TemplateID, accountID: p.AccountID, emailAddress: p.EmailAddress,
-		nameFirst: p.NameFirst, createdAt: now, expiresAt: now.Add(s.intervals(p.TemplateID).AfterCreate),
+		nameFirst: p.NameFirst, locale: p.Locale, createdAt: now, expiresAt: now.Add(s.intervals(p.TemplateID).AfterCreate),
 		templateVersion: s.templateLocked(p.TemplateID).current,
 	}
 	s.inquiries[q.id] = q
@@ -188,7 +192,7 @@ var transitions = map[string]transition{
 			persona.StatusExpired, persona.StatusNeedsReview, persona.StatusApproved, persona.StatusDeclined},
 		apply: func(q *inquiry, now time.Time, s *Server) {
 			q.redactedAt = now
-			q.referenceID, q.emailAddress, q.nameFirst = "", "", ""
+			q.referenceID, q.emailAddress, q.nameFirst, q.locale = "", "", "", ""
 			s.revokeLocked(q)
 		}},
 }

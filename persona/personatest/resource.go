@@ -36,6 +36,9 @@ func inquiryResource(q *inquiry) map[string]any {
 		"email-address": map[string]any{"type": "string", "value": stringValue(q.emailAddress)},
 		"name-first":    map[string]any{"type": "string", "value": stringValue(q.nameFirst)},
 	}
+	if q.locale != "" {
+		fields["locale"] = map[string]any{"type": "string", "value": q.locale}
+	}
 	sessions := make([]any, 0, len(q.sessions))
 	for _, se := range q.sessions {
 		sessions = append(sessions, map[string]any{"type": "inquiry-session", "id": se.id})
