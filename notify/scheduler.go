@@ -475,15 +475,14 @@ func (s *Scheduler) sweep(ctx context.Context) (handled int, again time.Duration
 	return handled, again, nil
 }
 
-// budgetCapacity is how many claims the shared Persona budget can serve within a claim's work
-// time (half the lease, less the observed time per claim): the left grants and half of
-// those that free up meanwhile (the other replicas want them too).
+// budgetCapacity is how many claims the shared Persona budget can serve soon: the grants
+// left now and half of those that free up within one observed time per claim (at least
+// 200 ms, at most the work time of half the lease), the other half being for the other
+// replicas. Claiming more would only queue claims at the limiter, where they wait, poll
+// Redis and hold their leases.
 func (s *Scheduler) budgetCapacity(left int) int {
-	room := s.lease/2 - time.Duration(s.sendTime.Load())
-	if room <= 0 {
-		return min(left, 1)
-	}
-	refill := s.budget.PerHour() * float64(room) / float64(time.Hour) / 2
+	horizon := min(max(time.Duration(s.sendTime.Load()), 200*time.Millisecond), s.lease/2)
+	refill := s.budget.PerHour() * float64(horizon) / float64(time.Hour) / 2
 	return left + int(refill)
 }
 

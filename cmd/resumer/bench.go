@@ -65,6 +65,10 @@ func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	personaWindow := fs.Duration("persona-window", d.Persona.Window, "persona: rate window of simulator and limiter (shorter: same rate per minute, quicker)")
 	personaWindows := fs.Int("persona-windows", d.Persona.Windows, "persona: windows measured")
 	personaClients := fs.Int("persona-clients", d.Persona.Clients, "persona: clients sharing the limiter")
+	backlogReminders := fs.Int("backlog-reminders", d.Backlog.Reminders, "backlog: reminders due at once")
+	backlogReplicas := fs.Int("backlog-replicas", d.Backlog.Replicas, "backlog: notify replicas")
+	backlogBudget := fs.Int("backlog-budget", d.Backlog.PerWindow, "backlog: Persona calls per --backlog-window, shared by the replicas")
+	backlogWindow := fs.Duration("backlog-window", d.Backlog.Window, "backlog: the Persona budget's window")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -122,6 +126,10 @@ func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	apply("persona-window", func() { o.Persona.Window = *personaWindow })
 	apply("persona-windows", func() { o.Persona.Windows = *personaWindows })
 	apply("persona-clients", func() { o.Persona.Clients = *personaClients })
+	apply("backlog-reminders", func() { o.Backlog.Reminders = *backlogReminders })
+	apply("backlog-replicas", func() { o.Backlog.Replicas = *backlogReplicas })
+	apply("backlog-budget", func() { o.Backlog.PerWindow = *backlogBudget })
+	apply("backlog-window", func() { o.Backlog.Window = *backlogWindow })
 	if set["levels"] {
 		ls, err := parseInts(*levels)
 		if err != nil {
@@ -173,6 +181,8 @@ func checkBenchOptions(o bench.Options) error {
 		"--apply-events": o.Apply.Events, "--workers": o.Apply.Workers, "--batch-size": o.Apply.BatchSize,
 		"--events": o.E2E.Events, "--due": o.Tracked.Due, "--reps": o.Tracked.Reps,
 		"--persona-windows": o.Persona.Windows, "--persona-clients": o.Persona.Clients,
+		"--backlog-reminders": o.Backlog.Reminders, "--backlog-replicas": o.Backlog.Replicas,
+		"--backlog-budget": o.Backlog.PerWindow,
 	}
 	for name, v := range positive {
 		if v <= 0 {

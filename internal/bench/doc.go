@@ -16,6 +16,8 @@
 //	memory   Redis used_memory growth per tracked pending inquiry at the same levels
 //	persona  resume calls through 3 clients sharing the Redis limiter against the Persona
 //	         simulator's 300/min: 429s and achieved rate
+//	backlog  2,000 reminders due at once drained by 3 notify replicas through the shared
+//	         Persona budget: reminders/min vs the budget, lease expiries, deadline order
 //
 // Events are generated with Persona's real envelope and a full inquiry payload (2 to 4 KB),
 // with unique ids, and each webhook is signed when it is sent. Every load loop is bounded in

@@ -18,7 +18,7 @@ import (
 )
 
 // Scenarios are the scenario names, in the order Run runs them.
-var Scenarios = []string{"ingest", "apply", "e2e", "sweep", "memory", "persona"}
+var Scenarios = []string{"ingest", "apply", "e2e", "sweep", "memory", "persona", "backlog"}
 
 // OptInScenarios run only when named: "cluster" (Redis Cluster apply throughput and
 // failover times, on loopback clusters it starts; needs redis-server and redis-cli).
@@ -50,6 +50,7 @@ type Options struct {
 	E2E     E2EOptions
 	Tracked TrackedOptions
 	Persona PersonaOptions
+	Backlog BacklogOptions
 	Cluster ClusterOptions
 }
 
@@ -69,6 +70,7 @@ func Default() Options {
 			Pipelines: 4, Batch: 512, MemoryTargetFrom: 100_000, MemoryUsageUpTo: 100_000,
 		},
 		Persona: PersonaOptions{Clients: 3, Concurrency: 4, PerMinute: 300, Window: 30 * time.Second, Windows: 1},
+		Backlog: BacklogOptions{Reminders: 2000, Replicas: 3, Slots: 16, PerWindow: 400, Window: 10 * time.Second, Timeout: 3 * time.Minute},
 		Cluster: ClusterOptions{Events: 20_000, Rounds: 3, Batch: 256, Appliers: 4, Failover: true, Failovers: 2},
 	}
 }
@@ -84,6 +86,7 @@ func (o Options) Quick() Options {
 	o.Tracked.MemoryTargetFrom, o.Tracked.MemoryUsageUpTo = 1<<62, 1200
 	o.Persona.Clients, o.Persona.Concurrency = 3, 2
 	o.Persona.PerMinute, o.Persona.Window, o.Persona.Windows = 600, 2*time.Second, 1
+	o.Backlog.Reminders, o.Backlog.PerWindow, o.Backlog.Window = 200, 100, 2*time.Second
 	o.Cluster.Events, o.Cluster.Rounds, o.Cluster.Failovers = 400, 1, 1
 	return o
 }
@@ -184,6 +187,8 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			add(t0, ts...)
 		case "persona":
 			t, err = e.runPersona(ctx, o.Persona)
+		case "backlog":
+			t, err = e.runBacklog(ctx, o.Backlog)
 		case "cluster":
 			var ts []*Table
 			ts, err = e.runCluster(ctx, o.Cluster)
