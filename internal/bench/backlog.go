@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"net"
 	"net/http"
 	"slices"
 	"strconv"
@@ -89,20 +88,11 @@ func (e *env) runBacklog(ctx context.Context, o BacklogOptions) (*Table, error) 
 	}
 	sim := personatest.New(personatest.Options{Now: simNow, AfterCreate: 50 * time.Minute,
 		RateLimit: o.PerWindow, RateWindow: o.Window})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	simURL, stopSim, err := serveSim(ctx, sim)
 	if err != nil {
 		return t, err
 	}
-	sctx, stopSim := context.WithCancel(context.WithoutCancel(ctx))
-	simDone := make(chan struct{})
-	go func() {
-		defer close(simDone)
-		sim.Serve(sctx, ln)
-	}()
-	defer func() {
-		stopSim()
-		<-simDone
-	}()
+	defer stopSim()
 	for i := range o.Reminders {
 		inq := sim.CreateInquiry(personatest.InquiryParams{ReferenceID: "bench-" + strconv.Itoa(i)})
 		if err := sim.Start(inq.ID); err != nil {
@@ -151,7 +141,7 @@ func (e *env) runBacklog(ctx context.Context, o BacklogOptions) (*Table, error) 
 			return t, err
 		}
 		client, err := persona.NewClient(persona.ClientOptions{
-			BaseURL: "http://" + ln.Addr().String(), APIKey: sim.APIKey(),
+			BaseURL: simURL, APIKey: sim.APIKey(),
 			HTTPClient: &http.Client{Timeout: 10 * time.Second}, Limiter: lim, Registerer: prometheus.NewRegistry(),
 		})
 		if err != nil {

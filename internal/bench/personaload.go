@@ -44,20 +44,11 @@ func (e *env) runPersona(ctx context.Context, o PersonaOptions) (*Table, error) 
 		return t, fmt.Errorf("persona: %d per minute gives no call in a %s window", o.PerMinute, o.Window)
 	}
 	sim := personatest.New(personatest.Options{RateLimit: perWindow, RateWindow: o.Window})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	simURL, stopSim, err := serveSim(ctx, sim)
 	if err != nil {
 		return t, err
 	}
-	sctx, stopSim := context.WithCancel(context.WithoutCancel(ctx))
-	simDone := make(chan struct{})
-	go func() {
-		defer close(simDone)
-		sim.Serve(sctx, ln)
-	}()
-	defer func() {
-		stopSim()
-		<-simDone
-	}()
+	defer stopSim()
 	ids := make([]string, 0, 64)
 	for i := range cap(ids) {
 		inq := sim.CreateInquiry(personatest.InquiryParams{ReferenceID: "bench-" + strconv.Itoa(i)})
@@ -74,7 +65,7 @@ func (e *env) runPersona(ctx context.Context, o PersonaOptions) (*Table, error) 
 			return t, err
 		}
 		clients[i], err = persona.NewClient(persona.ClientOptions{
-			BaseURL:    "http://" + ln.Addr().String(),
+			BaseURL:    simURL,
 			APIKey:     sim.APIKey(),
 			HTTPClient: &http.Client{Timeout: 10 * time.Second},
 			Limiter:    lim,
@@ -159,4 +150,23 @@ func (e *env) runPersona(ctx context.Context, o PersonaOptions) (*Table, error) 
 		t.note("first client error: %v", firstErr)
 	}
 	return t, nil
+}
+
+// serveSim serves the Persona simulator sim on a loopback port until the returned stop is
+// called (which waits for it), and returns its base URL.
+func serveSim(ctx context.Context, sim *personatest.Server) (string, func(), error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		sim.Serve(sctx, ln)
+	}()
+	return "http://" + ln.Addr().String(), func() {
+		cancel()
+		<-done
+	}, nil
 }
