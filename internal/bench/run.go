@@ -86,7 +86,7 @@ func (o Options) Quick() Options {
 	o.Tracked.MemoryTargetFrom, o.Tracked.MemoryUsageUpTo = 1<<62, 1200
 	o.Persona.Clients, o.Persona.Concurrency = 3, 2
 	o.Persona.PerMinute, o.Persona.Window, o.Persona.Windows = 600, 2*time.Second, 1
-	o.Backlog.Reminders, o.Backlog.PerWindow, o.Backlog.Window = 200, 100, 2*time.Second
+	o.Backlog.Reminders, o.Backlog.PerWindow, o.Backlog.Window = 200, 40, time.Second
 	o.Cluster.Events, o.Cluster.Rounds, o.Cluster.Failovers = 400, 1, 1
 	return o
 }
