@@ -139,7 +139,7 @@ func Build(ctx context.Context, src Source, opts Options, now time.Time) (*Repor
 func FromFunnel(data *state.FunnelData, by string, now time.Time) *Report {
 	r := &Report{
 		From: data.From.Format(time.DateOnly), To: data.To.Format(time.DateOnly),
-		GeneratedAt: now.UTC(), By: by, Steps: rowSteps,
+		GeneratedAt: now.UTC(), By: by, Steps: rowSteps, Rows: []Row{},
 	}
 	unit := UnitInquiries
 	if by == ByStage {
