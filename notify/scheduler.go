@@ -113,6 +113,13 @@ type SchedulerOptions struct {
 	// ClaimLimit caps the claims of one ClaimDue call; DefaultClaimLimit when zero. A
 	// scheduler claims no more than its free send slots and the Budget's grants left.
 	ClaimLimit int
+	// Recheck and RecheckAfter: before reminding about an inquiry whose newest event is
+	// older than RecheckAfter, the sweep asks Persona for its current status, 100 claims per
+	// call (InquiriesByID with a sparse fieldset), and drops the reminders of those Persona
+	// no longer lists as created/pending (a completion whose webhook never came). Zero
+	// RecheckAfter or a nil Recheck checks nothing (RESUMER_RECHECK_AFTER).
+	Recheck      Rechecker
+	RecheckAfter time.Duration
 	// Budget is the shared Persona budget (session-token and one-time-link modes); nil claims
 	// by free slots alone and leaves the forecast gauge's budget unset.
 	Budget PersonaBudget
@@ -201,6 +208,8 @@ type Scheduler struct {
 	store        ReminderStore
 	persona      Persona
 	budget       PersonaBudget
+	recheck      Rechecker
+	recheckAfter time.Duration
 	channels     []Channel
 	stages       []Stage // longest first
 	minRemaining time.Duration
@@ -278,6 +287,8 @@ func NewScheduler(opts SchedulerOptions) (*Scheduler, error) {
 		store:        opts.Store,
 		persona:      opts.Persona,
 		budget:       opts.Budget,
+		recheck:      opts.Recheck,
+		recheckAfter: opts.RecheckAfter,
 		channels:     slices.Clone(opts.Channels),
 		stages:       stages,
 		minRemaining: cmp.Or(opts.MinRemaining, DefaultMinRemaining),
@@ -426,6 +437,7 @@ func (s *Scheduler) sweep(ctx context.Context) (handled int, again time.Duration
 			errs = append(errs, err)
 			mu.Unlock()
 		}
+		finished := s.recheckClaims(ctx, claims)
 		for _, c := range claims {
 			if c.TookOver {
 				s.metrics.leaseExpiries.Inc()
@@ -442,7 +454,12 @@ func (s *Scheduler) sweep(ctx context.Context) (handled int, again time.Duration
 					default:
 					}
 				}()
-				err := s.handle(ctx, c, claimedAt)
+				var err error
+				if st, ok := finished[c.InquiryID]; ok {
+					err = s.dropRechecked(ctx, c, claimedAt, st)
+				} else {
+					err = s.handle(ctx, c, claimedAt)
+				}
 				s.observeSend(time.Since(claimedAt))
 				if err != nil {
 					mu.Lock()

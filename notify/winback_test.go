@@ -257,3 +257,42 @@ func TestReminderTooOldDropped(t *testing.T) {
 		t.Errorf("reminders dropped %q, want %q", got.RemindersDropped, OutcomeTooOld)
 	}
 }
+
+// TestRecheckBeforeReminding: an inquiry whose last event is older than RecheckAfter is
+// checked with Persona before its reminder, in one call for the whole claim batch; one that
+// finished without its webhook ever arriving gets no reminder and no session.
+func TestRecheckBeforeReminding(t *testing.T) {
+	e := newSchedEnv(t)
+	done := e.pending(t, personatest.InquiryParams{EmailAddress: "a@example.com"})
+	open := e.pending(t, personatest.InquiryParams{EmailAddress: "b@example.com"})
+	e.sync(t)
+	if err := e.sim.Complete(done.ID); err != nil { // its webhook never arrives
+		t.Fatal(err)
+	}
+	s := e.scheduler(t, nil, func(o *SchedulerOptions) {
+		o.Recheck = e.client
+		o.RecheckAfter = time.Hour
+	})
+	e.clock.Set(open.ExpiresAt.Add(-5 * time.Hour))
+	before := len(e.sim.RequestLog())
+	sweep(t, s)
+	msgs := e.mail.Messages()
+	if messagesFor(msgs, done.ID, "6h") != 0 || messagesFor(msgs, open.ID, "6h") != 1 {
+		t.Errorf("reminders: finished %d, open %d; want 0 and 1", messagesFor(msgs, done.ID, "6h"), messagesFor(msgs, open.ID, "6h"))
+	}
+	lists, resumes := 0, 0
+	for _, r := range e.sim.RequestLog()[before:] {
+		switch {
+		case r.Path == "/api/v1/inquiries":
+			lists++
+		case strings.HasSuffix(r.Path, "/resume"):
+			resumes++
+		}
+	}
+	if lists != 1 || resumes != 1 {
+		t.Errorf("%d re-check calls and %d resumes, want 1 and 1 (the finished inquiry costs no session)", lists, resumes)
+	}
+	if got := e.inquiry(t, done.ID); got.RemindersDropped != OutcomeNotResumable {
+		t.Errorf("finished inquiry's reminders dropped %q, want %q", got.RemindersDropped, OutcomeNotResumable)
+	}
+}

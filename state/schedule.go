@@ -45,7 +45,9 @@ type Claim struct {
 	Status    persona.Status
 	ExpiresAt time.Time // zero when unknown (the inquiry is then never scheduled)
 	// CreatedAt is the inquiry's created-at, zero when unknown (for the maximum age).
-	CreatedAt   time.Time
+	CreatedAt time.Time
+	// LastEventAt is the event time of the newest event applied to the inquiry.
+	LastEventAt time.Time
 	ReferenceID string
 	// TemplateID is the inquiry's template (itmpl_...), empty when unknown or when it could
 	// not be read (ClaimDue then still returns the claim).
@@ -305,6 +307,7 @@ func decodeClaims(cmd *redis.Cmd, shard int) ([]Claim, error) {
 		c.Locale = r.str[idxLocale]
 		c.ExpiresAt = r.time(idxExpiresAt)
 		c.CreatedAt = r.time(idxCreatedAt)
+		c.LastEventAt = r.time(idxLastAt)
 		c.RemindersSent = r.reminders()
 		c.Attempts = int(r.num[idxAttempts])
 		c.template = templateRef{shard: shard, code: r.num[idxTemplate]}

@@ -123,3 +123,17 @@ func currentVersions(cfg *config, client *persona.Client) api.TemplateVersions {
 	}
 	return &persona.TemplateVersions{Source: client}
 }
+
+// setRecheck turns on the re-check before reminding (RESUMER_RECHECK_AFTER) with the
+// scheduler's Persona client, or one of its own in redirect mode.
+func setRecheck(cfg *config, rdb redis.UniversalClient, logger *slog.Logger, reg prometheus.Registerer, opts *notify.SchedulerOptions) error {
+	client, ok := opts.Persona.(*persona.Client)
+	if !ok {
+		var err error
+		if client, err = newPersonaClient(cfg, rdb, logger, reg); err != nil {
+			return fmt.Errorf("RESUMER_RECHECK_AFTER: %w", err)
+		}
+	}
+	opts.Recheck, opts.RecheckAfter = client, cfg.RecheckAfter
+	return nil
+}

@@ -89,6 +89,7 @@ type config struct {
 	FunnelRetention     time.Duration
 
 	WinbackWithin   time.Duration
+	RecheckAfter    time.Duration
 	WinbackLinkMode notify.LinkMode
 
 	ReconcileInterval time.Duration
@@ -357,6 +358,7 @@ var settings = []setting{
 	{env: "RESUMER_NOTIFY_WEBHOOK_URL", usage: "customer endpoint the webhook channel POSTs reminders to", set: setHTTPURL(func(c *config) *string { return &c.NotifyWebhookURL })},
 	{env: "RESUMER_NOTIFY_WEBHOOK_SECRET", usage: "Standard Webhooks secret (whsec_...) signing reminder webhooks", secret: true,
 		set: func(c *config, v string) error { c.NotifyWebhookSecret = v; return nil }},
+	{env: "RESUMER_RECHECK_AFTER", def: "0s", usage: "before reminding about an inquiry whose newest event is older than this, ask Persona for its status (100 per call) and drop it when finished (0: never)", set: setDuration(0, func(c *config) *time.Duration { return &c.RecheckAfter })},
 	{env: "RESUMER_WINBACK_WITHIN", def: "0s", usage: "send one win-back message once an inquiry expired, while its expiry is younger than this (0: off); keeps the e-mail of expired inquiries until then", set: setDuration(0, func(c *config) *time.Duration { return &c.WinbackWithin })},
 	{env: "RESUMER_WINBACK_LINK_MODE", def: "redirect", usage: "win-back link: redirect (/r/ link, minted on click; the api role then resumes expired inquiries for RESUMER_WINBACK_WITHIN) or one-time-link (resume now, 2 Persona calls)",
 		set: func(c *config, v string) error {

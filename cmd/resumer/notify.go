@@ -95,6 +95,11 @@ func newScheduler(cfg *config, rdb redis.UniversalClient, logger *slog.Logger, r
 		opts.Persona = client
 		opts.Budget = limiter
 	}
+	if cfg.RecheckAfter > 0 {
+		if err := setRecheck(cfg, rdb, logger, reg, &opts); err != nil {
+			return nil, err
+		}
+	}
 	return notify.NewScheduler(opts)
 }
 
