@@ -36,13 +36,15 @@ type page struct {
 // pageView is what the page template sees: the page, the brand, and for the continue page the
 // form.
 type pageView struct {
+	// Locale is the page's language; Words its fixed words in it (button, links).
+	Locale string
+	Words  pageWords
 	page
 	Brand *brand.Brand
 	// Color is the brand's primary colour (validated #rrggbb).
 	Color string
-	// FormToken, when set, shows the "Continue verification" form (Button is its label).
+	// FormToken, when set, shows the "Continue verification" form.
 	FormToken string
-	Button    string
 	// FreshLinkURL, when set, offers a fresh e-mail (the brand's fresh_link_url).
 	FreshLinkURL string
 	// FallbackURL, when set, is the static link that starts a new inquiry
@@ -146,6 +148,7 @@ func (s *Server) openLink(w http.ResponseWriter, r *http.Request, rq *request) (
 	}
 	t.inq = inq
 	t.brand = s.brands.For(inq.TemplateID, inq.ReferenceID)
+	rq.locale = pageLocale(inq.Locale, t.brand)
 	if v := s.judge(r.Context(), inq); !v.resumable {
 		p := pageInquiryExpired
 		if v.reason == ReasonStatus {
@@ -205,7 +208,7 @@ func (s *Server) continueView(p page, t linkTarget) pageView {
 	if t.claims.ExpiresAt.Before(exp) {
 		exp = t.claims.ExpiresAt
 	}
-	return pageView{page: p, Brand: t.brand, FormToken: s.signer.FormToken(t.token, exp), Button: continueButton}
+	return pageView{page: p, Brand: t.brand, FormToken: s.signer.FormToken(t.token, exp)}
 }
 
 // serveLinkContinue serves RouteLinkContinue, POST /r/{token}: the "Continue verification"
@@ -285,6 +288,12 @@ func (s *Server) writePage(w http.ResponseWriter, rq *request, v pageView, f *fa
 		v.Brand = brand.Neutral
 	}
 	v.Color = v.Brand.PrimaryColor()
+	v.Locale = rq.locale
+	if v.Locale == "" {
+		v.Locale = pageLocale("", v.Brand)
+	}
+	v.page = localize(p, v.Locale)
+	v.Words = wordsByLocale[v.Locale]
 	h := w.Header()
 	retry := upstreamRetryAfter
 	if f != nil {

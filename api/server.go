@@ -321,6 +321,8 @@ type request struct {
 	code      Code
 	note      string
 	err       error
+	// locale is the language of a /r/ page once the inquiry is known (pageLocale).
+	locale string
 }
 
 // statusWriter remembers the status a handler answered.
