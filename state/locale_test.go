@@ -44,4 +44,16 @@ func TestLocaleField(t *testing.T) {
 	if _, ok := f.rawRecord(t, "inq_nolocale")[fieldLocale]; ok {
 		t.Error("a record without a locale stores the field")
 	}
+	// What the field costs: the stored record with and without it (go test -run
+	// TestLocaleField -v ./state prints it).
+	f.apply(t, ev("evt_10", "inquiry.started", "inq_withlocale", t0, at("es-MX")))
+	size := func(id string) int64 {
+		handle, _ := splitID(id)
+		return f.client.HStrLen(ctx, f.store.keys.recordsOf(id), handle).Val()
+	}
+	with, without := size("inq_withlocale"), size("inq_nolocale")
+	if with <= without || with > without+int64(len("es-MX"))+16 {
+		t.Errorf("record with a locale %d bytes, without %d", with, without)
+	}
+	t.Logf("record bytes: %d without a locale, %d with \"es-MX\"", without, with)
 }
