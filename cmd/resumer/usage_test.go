@@ -16,6 +16,21 @@ var commandPaths = [][]string{
 	{"serve"}, {"dev"}, {"webhook"}, {"webhook", "sign"}, {"webhook", "send"},
 	{"inquiry"}, {"inquiry", "show"}, {"inquiry", "expiring"}, {"dlq"}, {"dlq", "list"},
 	{"dlq", "replay"}, {"persona-sim"}, {"bench"}, {"config", "check"}, {"config"},
+	{"reconcile"}, {"report"},
+}
+
+// TestCommandPathsCoverUsage keeps commandPaths complete: every command the usage lists is
+// in it, so the help tests cover commands added later.
+func TestCommandPathsCoverUsage(t *testing.T) {
+	have := map[string]bool{}
+	for _, p := range commandPaths {
+		have[p[0]] = true
+	}
+	for _, m := range regexp.MustCompile(`(?m)^  ([a-z][a-z-]*)`).FindAllStringSubmatch(usage, -1) {
+		if name := m[1]; name != "version" && !have[name] {
+			t.Errorf("command %q is in the usage but not in commandPaths", name)
+		}
+	}
 }
 
 // TestHelpExitsZero: -h and --help on every command print its help and succeed.
