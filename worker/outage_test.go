@@ -44,12 +44,14 @@ func (p *probedStore) Ping(ctx context.Context) error {
 }
 
 // outageOptions are the options of the outage tests: a small MaxDeliver, so that a worker
-// that spent a delivery per failed round would dead-letter within the outage, and a short
-// AckWait, so that the held messages outlive several of them.
+// that spent a delivery per failed round would dead-letter within the outage, and an AckWait
+// short enough that the held messages outlive two of them in seconds, yet long enough that
+// the worker's InProgress every third of it (2 s) still lands in time after a 4 s CPU stall
+// of a loaded test machine (with 2 s, a 1.3 s stall let a held message time out).
 func (e *env) outageOptions(store Applier) Options {
 	o := e.options(store)
 	o.MaxDeliver = 2
-	o.AckWait = 2 * time.Second
+	o.AckWait = 6 * time.Second
 	o.BatchSize = 25
 	return o
 }

@@ -26,7 +26,8 @@ func StartRedisCluster(ctx context.Context, dir string, primaries int) (*RedisCl
 	}
 	c := &RedisCluster{}
 	for i := range 2 * primaries {
-		n, err := newNode(dir, "node"+strconv.Itoa(i), func(port int, d string) []string {
+		// A cluster node also listens on port+10000, its cluster bus.
+		n, err := startNode(dir, "node"+strconv.Itoa(i), []int{10000}, func(port int, d string) []string {
 			return []string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", d,
 				"--save", "", "--appendonly", "no", "--daemonize", "no",
 				"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
@@ -34,9 +35,6 @@ func StartRedisCluster(ctx context.Context, dir string, primaries int) (*RedisCl
 				// a replica takes over however long it was cut off from its primary
 				"--cluster-replica-validity-factor", "0"}
 		})
-		if err == nil {
-			err = n.Start()
-		}
 		if err != nil {
 			c.Close()
 			return nil, err

@@ -26,7 +26,30 @@ type NATSCluster struct {
 // StartNATSCluster starts n in-process NATS servers with JetStream (stores under dir),
 // routed to each other, and waits until JetStream has a meta leader and every server is
 // routed to all the others.
+//
+// A server that cannot start (a port taken after FreePort checked it) makes it try again, on
+// other ports, up to 3 times.
 func StartNATSCluster(ctx context.Context, dir string, n int) (*NATSCluster, error) {
+	var err error
+	for try := range 3 {
+		var c *NATSCluster
+		c, err = startNATSCluster(filepath.Join(dir, "try"+strconv.Itoa(try)), n)
+		if err == nil {
+			if err := c.WaitHealthy(ctx, 60*time.Second); err != nil {
+				c.Close()
+				return nil, err
+			}
+			return c, nil
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, err
+}
+
+// startNATSCluster starts the servers of StartNATSCluster once, on ports free just before.
+func startNATSCluster(dir string, n int) (*NATSCluster, error) {
 	c := &NATSCluster{}
 	routePorts := make([]int, n)
 	for i := range routePorts {
@@ -65,10 +88,6 @@ func StartNATSCluster(ctx context.Context, dir string, n int) (*NATSCluster, err
 			c.Close()
 			return nil, err
 		}
-	}
-	if err := c.WaitHealthy(ctx, 60*time.Second); err != nil {
-		c.Close()
-		return nil, err
 	}
 	return c, nil
 }

@@ -11,11 +11,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -48,8 +50,9 @@ type RedisNode struct {
 	dir  string
 	argv []string // after the binary
 
-	mu  sync.Mutex
-	cmd *exec.Cmd
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	exited chan struct{} // closed once cmd has exited (and been waited for)
 }
 
 // Addr is the node's host:port.
@@ -77,7 +80,7 @@ func (n *RedisNode) Kill() {
 		return
 	}
 	n.cmd.Process.Kill()
-	n.cmd.Wait()
+	<-n.exited
 	n.cmd = nil
 }
 
@@ -98,20 +101,33 @@ func (n *RedisNode) Start() error {
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start redis on %d: %w", n.Port, err)
 	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
 	c := n.Client()
 	defer c.Close()
+	pid := "process_id:" + strconv.Itoa(cmd.Process.Pid) + "\r\n"
 	deadline := time.Now().Add(15 * time.Second)
 	for {
+		select {
+		case <-exited:
+			return fmt.Errorf("redis on %d: %w: %s\n%s", n.Port, errExited, cmd.ProcessState, out.String())
+		default:
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		err := c.Ping(ctx).Err()
+		info, err := c.Info(ctx, "server").Result()
 		cancel()
-		if err == nil {
-			n.cmd = cmd
+		// The process_id check: a server that answers on the port but is not ours (ours
+		// could not bind) is waited out until ours exits.
+		if err == nil && strings.Contains(info, pid) {
+			n.cmd, n.exited = cmd, exited
 			return nil
+		}
+		if err == nil {
+			err = fmt.Errorf("another process answers on port %d", n.Port)
 		}
 		if time.Now().After(deadline) {
 			cmd.Process.Kill()
-			cmd.Wait()
+			<-exited
 			return fmt.Errorf("redis on %d not answering: %w\n%s", n.Port, err, out.String())
 		}
 		time.Sleep(30 * time.Millisecond)
@@ -119,8 +135,8 @@ func (n *RedisNode) Start() error {
 }
 
 // newNode prepares (does not start) a node on a free port with its own directory under dir.
-func newNode(dir, name string, argv func(port int, dir string) []string) (*RedisNode, error) {
-	port, err := FreePort()
+func newNode(dir, name string, offsets []int, argv func(port int, dir string) []string) (*RedisNode, error) {
+	port, err := FreePort(offsets...)
 	if err != nil {
 		return nil, err
 	}
@@ -131,14 +147,63 @@ func newNode(dir, name string, argv func(port int, dir string) []string) (*Redis
 	return &RedisNode{Port: port, dir: d, argv: argv(port, d)}, nil
 }
 
-// FreePort returns a free TCP port on 127.0.0.1.
-func FreePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("find a free port: %w", err)
+// Ports are picked at random in [portLow, portHigh): below the kernel's ephemeral range
+// (32768 up on Linux by default), so that no outgoing connection of another process takes the
+// port between the check and the server's bind, and low enough that port+10000 (a Redis
+// Cluster node's bus port) is below that range too.
+const portLow, portHigh = 12000, 22000
+
+// FreePort returns a TCP port on 127.0.0.1 that is free now, as is port+off for each of
+// offsets (10000 for a Redis Cluster node's bus port). It fails when 200 random tries found
+// none. Another test may still take the port before the caller binds it: callers start
+// servers through a retry on a bind failure (see startNode).
+func FreePort(offsets ...int) (int, error) {
+	var err error
+	for range 200 {
+		port := portLow + rand.IntN(portHigh-portLow)
+		if err = portsFree(port, offsets); err == nil {
+			return port, nil
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return 0, fmt.Errorf("find a free port: %w", err)
+}
+
+// portsFree reports (nil) whether port and port+off for each of offsets can be listened on.
+func portsFree(port int, offsets []int) error {
+	for _, off := range append([]int{0}, offsets...) {
+		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port+off))
+		if err != nil {
+			return err
+		}
+		l.Close()
+	}
+	return nil
+}
+
+// errExited is returned by RedisNode.Start when the process exited before answering, most
+// often because its port was taken after FreePort checked it ("Address already in use").
+var errExited = errors.New("redis-server exited")
+
+// startNode prepares and starts a node (newNode, then Start), on another free port when the
+// process exited at once (its port or bus port taken meanwhile), up to 5 tries.
+func startNode(dir, name string, offsets []int, argv func(port int, dir string) []string) (*RedisNode, error) {
+	var err error
+	for range 5 {
+		var n *RedisNode
+		if n, err = newNode(dir, name, offsets, argv); err != nil {
+			return nil, err
+		}
+		if n.argv == nil {
+			return nil, fmt.Errorf("prepare node %s under %s (config not written)", name, dir)
+		}
+		if err = n.Start(); err == nil {
+			return n, nil
+		}
+		if !errors.Is(err, errExited) {
+			return nil, err
+		}
+	}
+	return nil, err
 }
 
 // wait polls cond every 50 ms until it returns nil or the timeout passes, returning its last
@@ -168,15 +233,8 @@ func StartRedisNode(dir string) (*RedisNode, error) {
 	if err := RequireBinaries(); err != nil {
 		return nil, err
 	}
-	n, err := newNode(dir, "single", func(port int, d string) []string {
+	return startNode(dir, "single", nil, func(port int, d string) []string {
 		return []string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", d,
 			"--save", "", "--appendonly", "no", "--daemonize", "no"}
 	})
-	if err != nil {
-		return nil, err
-	}
-	if err := n.Start(); err != nil {
-		return nil, err
-	}
-	return n, nil
 }

@@ -33,25 +33,19 @@ func StartSentinel(ctx context.Context, dir string) (*SentinelSet, error) {
 				"--save", "", "--appendonly", "no", "--daemonize", "no"}, extra...)
 		}
 	}
-	primary, err := newNode(dir, "primary", dataArgs())
-	if err == nil {
-		err = primary.Start()
-	}
+	primary, err := startNode(dir, "primary", nil, dataArgs())
 	if err != nil {
 		return nil, err
 	}
 	s.Data = append(s.Data, primary)
-	replica, err := newNode(dir, "replica", dataArgs("--replicaof", "127.0.0.1", strconv.Itoa(primary.Port)))
-	if err == nil {
-		err = replica.Start()
-	}
+	replica, err := startNode(dir, "replica", nil, dataArgs("--replicaof", "127.0.0.1", strconv.Itoa(primary.Port)))
 	if err != nil {
 		s.Close()
 		return nil, err
 	}
 	s.Data = append(s.Data, replica)
 	for i := range 3 {
-		n, err := newNode(dir, "sentinel"+strconv.Itoa(i), func(port int, d string) []string {
+		n, err := startNode(dir, "sentinel"+strconv.Itoa(i), nil, func(port int, d string) []string {
 			conf := filepath.Join(d, "sentinel.conf")
 			body := fmt.Sprintf("port %d\nbind 127.0.0.1\ndir %s\n"+
 				"sentinel monitor %s 127.0.0.1 %d 2\n"+
@@ -64,12 +58,6 @@ func StartSentinel(ctx context.Context, dir string) (*SentinelSet, error) {
 			}
 			return []string{conf, "--sentinel"}
 		})
-		if err == nil && n.argv == nil {
-			err = fmt.Errorf("write sentinel config under %s", dir)
-		}
-		if err == nil {
-			err = n.Start()
-		}
 		if err != nil {
 			s.Close()
 			return nil, err

@@ -4,8 +4,8 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"strconv"
@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/resumer/resumer/internal/clustertest"
 )
 
 var (
@@ -39,7 +41,7 @@ func RedisURL(tb testing.TB) string {
 			return
 		}
 		var srv *RedisServer
-		srv, redisErr = startRedisServer(freePort(), "")
+		srv, redisErr = startRedisServer("", false)
 		if redisErr == nil {
 			redisURL = srv.URL()
 		}
@@ -114,7 +116,7 @@ type RedisServer struct {
 	dir  string
 	aof  bool
 	mu   sync.Mutex
-	cmd  *exec.Cmd
+	proc *redisProc
 }
 
 // StartRedis starts a private redis-server on a free loopback port (no persistence) and stops
@@ -124,7 +126,7 @@ func StartRedis(tb testing.TB) *RedisServer {
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		tb.Skip("redis-server not installed")
 	}
-	s, err := startRedisServer(freePort(), tb.TempDir())
+	s, err := startRedisServer(tb.TempDir(), false)
 	if err != nil {
 		tb.Fatalf("start redis-server: %v", err)
 	}
@@ -140,12 +142,10 @@ func StartRedisAOF(tb testing.TB) *RedisServer {
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		tb.Skip("redis-server not installed")
 	}
-	s := &RedisServer{port: freePort(), dir: tb.TempDir(), aof: true}
-	cmd, err := launchRedis(s.port, s.dir, true)
+	s, err := startRedisServer(tb.TempDir(), true)
 	if err != nil {
 		tb.Fatalf("start redis-server: %v", err)
 	}
-	s.cmd = cmd
 	tb.Cleanup(s.Stop)
 	return s
 }
@@ -160,12 +160,11 @@ func (s *RedisServer) Addr() string { return "127.0.0.1:" + strconv.Itoa(s.port)
 func (s *RedisServer) Stop() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.cmd == nil {
+	if s.proc == nil {
 		return
 	}
-	s.cmd.Process.Kill()
-	s.cmd.Wait()
-	s.cmd = nil
+	s.proc.kill()
+	s.proc = nil
 }
 
 // Restart starts a stopped server again on the same port.
@@ -173,31 +172,59 @@ func (s *RedisServer) Restart(tb testing.TB) {
 	tb.Helper()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.cmd != nil {
+	if s.proc != nil {
 		return
 	}
-	cmd, err := launchRedis(s.port, s.dir, s.aof)
+	p, err := launchRedis(s.port, s.dir, s.aof)
 	if err != nil {
 		tb.Fatalf("restart redis-server: %v", err)
 	}
-	s.cmd = cmd
+	s.proc = p
 }
 
-func startRedisServer(port int, dir string) (*RedisServer, error) {
+// startRedisServer starts a redis-server under dir (a new temporary directory when empty) on
+// a free loopback port, on another one when the process exits at once (the port was taken
+// after freePort checked it), up to 5 tries.
+func startRedisServer(dir string, aof bool) (*RedisServer, error) {
 	if dir == "" {
 		var err error
 		if dir, err = os.MkdirTemp("", "resumer-redis-"); err != nil {
 			return nil, err
 		}
 	}
-	cmd, err := launchRedis(port, dir, false)
-	if err != nil {
-		return nil, err
+	var err error
+	for range 5 {
+		port := freePort()
+		var p *redisProc
+		if p, err = launchRedis(port, dir, aof); err == nil {
+			return &RedisServer{port: port, dir: dir, aof: aof, proc: p}, nil
+		}
+		if !errors.Is(err, errRedisExited) {
+			return nil, err
+		}
 	}
-	return &RedisServer{port: port, dir: dir, cmd: cmd}, nil
+	return nil, err
 }
 
-func launchRedis(port int, dir string, aof bool) (*exec.Cmd, error) {
+// redisProc is a running redis-server.
+type redisProc struct {
+	cmd    *exec.Cmd
+	exited chan struct{} // closed once cmd has exited and been waited for
+}
+
+// kill kills the process and waits for it to exit.
+func (p *redisProc) kill() {
+	p.cmd.Process.Kill()
+	<-p.exited
+}
+
+// errRedisExited is returned by launchRedis when redis-server exited before answering, most
+// often because its port was taken ("Address already in use").
+var errRedisExited = errors.New("redis-server exited")
+
+// launchRedis starts redis-server on port and waits until it answers, checking by its
+// process id that the server answering is this one (not another that took the port).
+func launchRedis(port int, dir string, aof bool) (*redisProc, error) {
 	args := []string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "",
 		"--appendonly", "no", "--dir", dir, "--daemonize", "no"}
 	if aof {
@@ -205,26 +232,37 @@ func launchRedis(port int, dir string, aof bool) (*exec.Cmd, error) {
 	}
 	cmd := exec.Command("redis-server", args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	var out Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
+	p := &redisProc{cmd: cmd, exited: make(chan struct{})}
+	go func() { cmd.Wait(); close(p.exited) }()
 	url := fmt.Sprintf("redis://127.0.0.1:%d/0", port)
-	deadline := time.Now().Add(10 * time.Second)
+	pid := "process_id:" + strconv.Itoa(cmd.Process.Pid) + "\r\n"
+	deadline := time.Now().Add(20 * time.Second)
 	for {
-		err := ping(url)
+		select {
+		case <-p.exited:
+			return nil, fmt.Errorf("redis-server on port %d: %w: %s\n%s", port, errRedisExited, cmd.ProcessState, out.String())
+		default:
+		}
+		err := ping(url, pid)
 		if err == nil {
-			return cmd, nil
+			return p, nil
 		}
 		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			cmd.Wait()
+			p.kill()
 			return nil, fmt.Errorf("redis-server on port %d not answering: %w", port, err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 }
 
-func ping(url string) error {
+// ping checks that the server at url answers; when pid is set ("process_id:N\r\n"), that
+// INFO server names that process.
+func ping(url string, pid ...string) error {
 	opts, err := redis.ParseURL(url)
 	if err != nil {
 		return err
@@ -235,6 +273,13 @@ func ping(url string) error {
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
+	if len(pid) > 0 {
+		info, err := c.Info(ctx, "server").Result()
+		if err == nil && !strings.Contains(info, pid[0]) {
+			err = errors.New("another redis-server answers on this port")
+		}
+		return err
+	}
 	err = c.Ping(ctx).Err()
 	if err != nil && strings.Contains(err.Error(), "NOAUTH") {
 		return nil
@@ -242,11 +287,12 @@ func ping(url string) error {
 	return err
 }
 
+// freePort returns a loopback port free now, outside the ephemeral range (see
+// clustertest.FreePort); 16379 when none was found (the start then fails and says so).
 func freePort() int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := clustertest.FreePort()
 	if err != nil {
 		return 16379
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return port
 }
