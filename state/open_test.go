@@ -92,7 +92,9 @@ func TestOpenInquiriesRefusesBadArguments(t *testing.T) {
 func TestSingletonLeaseFencesCheckpoints(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	ok, err := f.store.AcquireLease(ctx, "reconcile", "a", 150*time.Millisecond)
+	// 2 s: long enough that a loaded machine's stall cannot end a's lease before its own
+	// checkpoint below, short enough to wait out.
+	ok, err := f.store.AcquireLease(ctx, "reconcile", "a", 2*time.Second)
 	if err != nil || !ok {
 		t.Fatalf("AcquireLease(a) = %v, %v; want true", ok, err)
 	}
@@ -106,7 +108,7 @@ func TestSingletonLeaseFencesCheckpoints(t *testing.T) {
 		t.Fatalf("SaveCheckpoint(b) = %v, want ErrSingletonLost", err)
 	}
 	// a's lease runs out (Redis' own clock: wait past the PX), b takes over.
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		if ok, _ = f.store.AcquireLease(ctx, "reconcile", "b", time.Minute); ok || time.Now().After(deadline) {
 			break

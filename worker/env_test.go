@@ -288,9 +288,12 @@ func inquiry(t testing.TB, s *state.Store, id string) *state.Inquiry {
 	return inq
 }
 
-// eventually polls cond until it holds or timeout passes.
+// eventually polls cond until it holds or timeout passes. The timeout is what the condition
+// should take; it is raised to a minute, as a loaded test machine can be many times slower,
+// and waiting longer only delays a failure.
 func eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
+	timeout = max(timeout, time.Minute)
 	deadline := time.Now().Add(timeout)
 	for !cond() {
 		if time.Now().After(deadline) {
