@@ -158,7 +158,8 @@ func (c *EmailChannel) Name() string { return "email" }
 // template error with retry false; and otherwise an error wrapping *SMTPError or the network
 // error: retry is true for 4xx replies, network failures, timeouts, TLS handshake failures
 // and ctx ending, false for 5xx replies and for a server that lacks what the configuration
-// requires (STARTTLS, AUTH). No error contains the address, the link or the server's reply
+// requires (STARTTLS, AUTH), and false for ErrMaybeDelivered (the whole message went out
+// and no reply came: the connection broke or ctx ended while the server held it). No error contains the address, the link or the server's reply
 // text. ErrNoContact and a reminder missing a required field are refused before any attempt
 // and not counted in the channel metrics.
 func (c *EmailChannel) Send(ctx context.Context, r *Reminder) (retry bool, err error) {

@@ -81,6 +81,7 @@ func TestEmailErrorClassification(t *testing.T) {
 		wantIs    error  // a sentinel the error must wrap, when not nil
 		wantText  string // a part of the error text
 		uncounted bool   // an invalid reminder is refused before any attempt
+		caught    int    // messages the server has in the end (the whole message went out)
 	}{
 		{name: "451 at RCPT TO", failNext: 1, wantRetry: true, wantCode: 451, wantText: "smtp RCPT TO: server replied 451 4.3.0"},
 		{name: "550 at RCPT TO", opts: mailcatch.Options{RejectRecipient: rejectAll}, wantRetry: false, wantCode: 550, wantText: "550 5.1.1"},
@@ -104,6 +105,10 @@ func TestEmailErrorClassification(t *testing.T) {
 				o.Timeout = 200 * time.Millisecond
 			},
 			wantRetry: true, wantIs: os.ErrDeadlineExceeded},
+		{name: "no reply after the end of data",
+			opts:      mailcatch.Options{DataDelay: 3 * time.Second},
+			edit:      func(o *EmailOptions, _ *mailcatch.Catcher) { o.Timeout = time.Second },
+			wantRetry: false, wantIs: ErrMaybeDelivered, wantText: "smtp end of data", caught: 1},
 		{name: "context cancelled",
 			edit: func(o *EmailOptions, _ *mailcatch.Catcher) { o.URL = silentListener(t) },
 			ctx: func() context.Context {
@@ -171,8 +176,8 @@ func TestEmailErrorClassification(t *testing.T) {
 			if v := testutil.ToFloat64(ch.metrics.errors.WithLabelValues("email", label)); v != want {
 				t.Errorf("errors_total{retry=%q} = %v, want %v", label, v, want)
 			}
-			if n := len(c.Messages()); n != 0 {
-				t.Errorf("caught %d messages, want 0", n)
+			if n := len(c.Messages()); n != tt.caught {
+				t.Errorf("caught %d messages, want %d", n, tt.caught)
 			}
 		})
 	}

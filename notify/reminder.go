@@ -20,6 +20,14 @@ var ErrNoContact = errors.New("no contact for the reminder channel")
 // undeliverable outcome and never retries it. The error never contains the address.
 var ErrUndeliverable = errors.New("address undeliverable")
 
+// ErrMaybeDelivered is returned, with retry false, by a channel whose attempt failed after the
+// reminder had been handed over, so that it may well have reached the user: the e-mail
+// channel's whole message, end of data included, went to the SMTP server and no reply came
+// back (the connection broke, or the time ran out while the server held the reply). Sending
+// it again could deliver it twice, so the scheduler records the stage as done for the
+// channel, counts it as the uncertain outcome and never retries it.
+var ErrMaybeDelivered = errors.New("reminder may have been delivered: no reply after it was handed over")
+
 // ErrInvalidReminder is returned, with retry false, for a reminder that cannot be delivered as
 // it is: no inquiry id, stage, expiry or link, or an e-mail address that does not parse. The error wrapping
 // it names the field, never its value.

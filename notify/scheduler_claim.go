@@ -181,6 +181,10 @@ func (s *Scheduler) handle(ctx context.Context, c state.Claim, claimedAt time.Ti
 			done[ch.Name()] = OutcomeSent
 		case errors.Is(err, ErrNoContact):
 			done[ch.Name()] = OutcomeNoContact
+		case errors.Is(err, ErrMaybeDelivered):
+			// Handed over without an answer: most likely delivered, so never sent again.
+			done[ch.Name()] = OutcomeUncertain
+			log.WarnContext(ctx, "reminder handed over without a reply; not sent again", "channel", ch.Name(), "outcome", OutcomeUncertain, "err", err.Error())
 		case errors.Is(err, ErrUndeliverable):
 			done[ch.Name()] = OutcomeUndeliverable
 			log.WarnContext(ctx, "reminder address undeliverable", "channel", ch.Name(), "outcome", OutcomeUndeliverable, "err", err.Error())
@@ -279,7 +283,7 @@ func (s *Scheduler) finish(ctx context.Context, log *slog.Logger, c state.Claim,
 	if c.Attribution.IsZero() {
 		var sentBy []string
 		for _, ch := range s.channels {
-			if done[ch.Name()] == OutcomeSent {
+			if o := done[ch.Name()]; o == OutcomeSent || o == OutcomeUncertain {
 				sentBy = append(sentBy, ch.Name())
 			}
 		}

@@ -30,7 +30,9 @@ const (
 	// was due and would have gone out on this channel, but was skipped on purpose.
 	OutcomeHeldOut = "held_out"
 	// OutcomeUncertain: a replica recorded its intent to send the stage and its lease ran
-	// out before it settled (it crashed, or lost Redis for longer than the settle budget).
+	// out before it settled (it crashed, or lost Redis for longer than the settle budget), or
+	// the channel handed the reminder over and got no answer (ErrMaybeDelivered: the SMTP
+	// server had the whole message when the connection broke or the time ran out).
 	// The stage may or may not have reached the user; it is marked done and never sent again.
 	OutcomeUncertain = "uncertain"
 	// OutcomeTooOld: the inquiry was created longer ago than the maximum age

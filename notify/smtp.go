@@ -50,8 +50,13 @@ func (e *permanentError) Unwrap() error { return e.err }
 
 // retryable classifies a delivery error once, the Alertmanager way: the caller's context
 // ending, network failures, timeouts and TLS handshake failures are worth a retry, as are 4xx
-// replies; 5xx replies and configuration mismatches are not.
+// replies; 5xx replies, configuration mismatches and a message that may have been delivered
+// (ErrMaybeDelivered) are not.
 func retryable(ctx context.Context, err error) bool {
+	if errors.Is(err, ErrMaybeDelivered) {
+		// The server may have the message: another attempt could deliver it twice.
+		return false
+	}
 	if ctx.Err() != nil {
 		return true
 	}
@@ -130,8 +135,9 @@ func (cfg smtpConfig) tls() *tls.Config {
 // sent only to a server that offers SMTPUTF8 (else a *permanentError wrapping
 // ErrUndeliverable, before MAIL FROM). The dialogue ends at the
 // earlier of ctx's deadline and cfg.timeout, and at once when ctx is cancelled. Errors are
-// *SMTPError for negative replies, *permanentError for configuration mismatches, and network
-// errors otherwise; none carries the server's reply text.
+// *SMTPError for negative replies, *permanentError for configuration mismatches, an error
+// wrapping ErrMaybeDelivered when the end of data was sent and no reply came (the server may
+// have the message), and network errors otherwise; none carries the server's reply text.
 func (cfg smtpConfig) deliver(ctx context.Context, from, to string, msg []byte) (err error) {
 	defer func() {
 		// The deadline set when ctx ended shows as an i/o timeout: say why.
@@ -215,8 +221,22 @@ func (cfg smtpConfig) deliver(ctx context.Context, from, to string, msg []byte) 
 	if _, err := w.Write(msg); err != nil {
 		return stepError("DATA", err)
 	}
+	// Past the end of data the message is the server's: a failure without a reply may hide a
+	// delivery. So check the time once more just before (a process stalled since the last
+	// read may wake after its deadline, before the connection's timer has fired) and leave
+	// the connection without the end of data when it is up: the server drops the message.
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("smtp end of data: not sent: %w", context.Cause(ctx))
+	}
+	if !time.Now().Before(deadline) {
+		return fmt.Errorf("smtp end of data: not sent: %w", context.DeadlineExceeded)
+	}
 	if err := w.Close(); err != nil {
-		return stepError("end of data", err)
+		if _, ok := errors.AsType[*textproto.Error](err); ok {
+			// The server answered: a 4xx refused the message (a retry is safe), a 5xx for good.
+			return stepError("end of data", err)
+		}
+		return fmt.Errorf("%w: %w", ErrMaybeDelivered, stepError("end of data", err))
 	}
 	// The message is accepted; a failing QUIT changes nothing.
 	_ = c.Quit()
