@@ -193,8 +193,10 @@ type SchedulerOptions struct {
 // by the next resume, PERSONA.md §6). A holder that sent but could not settle before its
 // lease ran out (Redis down longer than the settle budget, the process killed) leaves the
 // intent: the replica that takes the lease over settles the stage as uncertain and never
-// sends it again. A stage is lost only when its holder dies between recording the intent and
-// its channels' delivery, and that is counted as uncertain. Session tokens and links are
+// sends it again. A channel that handed the reminder over without getting an answer
+// (ErrMaybeDelivered) is not retried either: the stage is done for it, as uncertain. A stage
+// is lost only when its holder dies between recording the intent and its channels' delivery,
+// or the answer to a delivered message is lost, and that is counted as uncertain. Session tokens and links are
 // never logged.
 //
 // Metrics (on SchedulerOptions.Registerer): resumer_reminders_total{stage,channel,outcome}
