@@ -63,6 +63,9 @@ type RateLimiter struct {
 	spacing   time.Duration
 	threshold float64
 	logger    *slog.Logger
+	// turn admits one Wait of this process at a time to the shared budget, the others
+	// queued in arrival order (a channel serves blocked senders first come, first served).
+	turn chan struct{}
 }
 
 var _ persona.Limiter = (*RateLimiter)(nil)
@@ -139,6 +142,7 @@ func NewRateLimiter(client redis.UniversalClient, opts RateLimiterOptions) (*Rat
 		spacing:   max(opts.MinInterval, 0),
 		threshold: opts.Threshold,
 		logger:    opts.Logger.With("component", "ratelimit", "limiter", opts.Name),
+		turn:      make(chan struct{}, 1),
 	}, nil
 }
 
@@ -183,7 +187,18 @@ func (l *RateLimiter) PerHour() float64 {
 // Wait blocks until the shared budget grants one request. It returns ctx.Err() when ctx
 // ends first, and an error wrapping Redis's when the script cannot run (the caller decides
 // whether to go on unpaced; persona.Client does).
+//
+// The calls of one process are granted in the order they arrive: only the first asks Redis,
+// the others queue behind it. Otherwise every waiter would poll when a grant frees up and
+// a random one would win, so a call (a claimed reminder) could wait while many that came
+// after it, claimed later and expiring later, went first.
 func (l *RateLimiter) Wait(ctx context.Context) error {
+	select {
+	case l.turn <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-l.turn }()
 	member := grantID()
 	for {
 		wait, err := acquireScript.Run(ctx, l.client, l.keys, l.limit, l.window.Milliseconds(), member,
