@@ -52,7 +52,7 @@ func (s Signer) VerifyForm(linkToken, formToken string, now time.Time) error {
 		}
 		exp = exp*10 + int64(c-'0')
 	}
-	mac, err := base64.RawURLEncoding.DecodeString(macStr)
+	mac, err := decodeCanonical(macStr)
 	if err != nil || len(s.Secret) < MinSecretLen || !hmac.Equal(mac, s.formMAC(linkToken, exp)) {
 		return fmt.Errorf("verify form token: %w", ErrFormInvalid)
 	}
@@ -74,7 +74,7 @@ func (s Signer) formMAC(linkToken string, exp int64) []byte {
 // single-use store keeps to remember that the link was used, without keeping the link. It
 // returns "" for a token too short to carry a MAC; call it only on a token Verify accepted.
 func ID(linkToken string) string {
-	raw, err := base64.RawURLEncoding.DecodeString(linkToken)
+	raw, err := decodeCanonical(linkToken)
 	if err != nil || len(raw) < redirectMACLen {
 		return ""
 	}

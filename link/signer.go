@@ -99,7 +99,7 @@ func (s Signer) Token(inquiryID, stage string, expires time.Time) string {
 // expiry; with ErrExpired the claims are returned too, so the caller can tell the user
 // which inquiry lapsed. The MAC is checked in constant time before the payload is trusted.
 func (s Signer) Verify(token string, now time.Time) (Claims, error) {
-	raw, err := base64.RawURLEncoding.DecodeString(token)
+	raw, err := decodeCanonical(token)
 	if err != nil {
 		return Claims{}, fmt.Errorf("decode redirect token: %w", ErrMalformed)
 	}
@@ -142,4 +142,16 @@ func (s Signer) mac(payload []byte) []byte {
 	h.Write([]byte(redirectContext))
 	h.Write(payload)
 	return h.Sum(nil)[:redirectMACLen]
+}
+
+// errNotCanonical is returned for base64 with line breaks, which Go's decoder skips.
+var errNotCanonical = errors.New("line break in base64")
+
+// decodeCanonical decodes unpadded URL-safe base64 and refuses the line breaks the standard
+// decoder would skip, so that one token has exactly one accepted spelling.
+func decodeCanonical(s string) ([]byte, error) {
+	if strings.ContainsAny(s, "\r\n") {
+		return nil, errNotCanonical
+	}
+	return base64.RawURLEncoding.Strict().DecodeString(s)
 }
