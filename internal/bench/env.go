@@ -96,8 +96,27 @@ func connectNATS(url, name string, opts ...jetstream.JetStreamOpt) (*nats.Conn, 
 // ensureStream creates a fresh events stream of this run. Its subjects are the events
 // subjects (persona.events.>), which only one stream of a NATS account may claim, so the
 // stream must be deleted (deleteStream) before the next one is created.
+//
+// JetStream answers a creation right after the previous stream's deletion now and then with
+// a server error (500, "error creating store for stream") while it is still letting go of
+// that stream's store; like serve's start-up, the harness retries those a few times.
 func (e *env) ensureStream(ctx context.Context, name string) error {
-	if _, err := eventstream.Ensure(ctx, e.js, eventstream.Config{Name: name, DedupWindow: 10 * time.Minute}); err != nil {
+	var err error
+	for attempt := 0; attempt < 5; attempt++ {
+		if attempt > 0 {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(time.Duration(attempt) * 200 * time.Millisecond):
+			}
+		}
+		_, err = eventstream.Ensure(ctx, e.js, eventstream.Config{Name: name, DedupWindow: 10 * time.Minute})
+		var apiErr *jetstream.APIError
+		if err == nil || !errors.As(err, &apiErr) || apiErr.Code != 500 {
+			break
+		}
+	}
+	if err != nil {
 		if strings.Contains(err.Error(), "subjects overlap") {
 			return fmt.Errorf("%w (another stream of this NATS account claims %s>; run against the embedded NATS, or a server without resumer's stream)",
 				err, eventstream.SubjectPrefix)
