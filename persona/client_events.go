@@ -3,6 +3,7 @@ package persona
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"iter"
 	"net/http"
@@ -76,14 +77,7 @@ func (c *Client) ListEvents(ctx context.Context, f EventFilter) iter.Seq2[*Liste
 			q.Set("page[size]", strconv.Itoa(min(f.PageSize, maxListPageSize)))
 		}
 		u.RawQuery = q.Encode()
-		seen := map[string]bool{}
-		for page := 1; u != nil; page++ {
-			seen[u.String()] = true
-			body, err := c.call(ctx, OpListEvents, http.MethodGet, u)
-			if err != nil {
-				yield(nil, fmt.Errorf("list events (page %d): %w", page, err))
-				return
-			}
+		err := c.paginate(ctx, OpListEvents, "list events", u, func(page int, body []byte) (string, bool, error) {
 			var doc struct {
 				Data  []json.RawMessage `json:"data"`
 				Links struct {
@@ -91,28 +85,22 @@ func (c *Client) ListEvents(ctx context.Context, f EventFilter) iter.Seq2[*Liste
 				} `json:"links"`
 			}
 			if err := json.Unmarshal(body, &doc); err != nil {
-				yield(nil, fmt.Errorf("list events (page %d): %w", page, malformed(OpListEvents, "body is not an event page")))
-				return
+				return "", false, errors.New("body is not an event page")
 			}
 			for _, raw := range doc.Data {
 				le := listedEvent(raw)
 				le.Page = page
 				if !yield(le, nil) {
-					return
+					return "", false, nil
 				}
 			}
-			next := ""
-			if doc.Links.Next != nil {
-				next = *doc.Links.Next
+			if doc.Links.Next == nil {
+				return "", true, nil
 			}
-			if u, err = c.nextPage(u, next); err != nil {
-				yield(nil, fmt.Errorf("list events (page %d): %w", page, malformed(OpListEvents, err.Error())))
-				return
-			}
-			if u != nil && seen[u.String()] {
-				yield(nil, fmt.Errorf("list events (page %d): %w", page, malformed(OpListEvents, "links.next repeats a page")))
-				return
-			}
+			return *doc.Links.Next, true, nil
+		})
+		if err != nil {
+			yield(nil, err)
 		}
 	}
 }

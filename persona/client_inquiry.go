@@ -190,34 +190,52 @@ func (c *Client) ListInquiries(ctx context.Context, f InquiryFilter) iter.Seq2[*
 			q.Set("page[size]", strconv.Itoa(min(f.PageSize, maxListPageSize)))
 		}
 		u.RawQuery = q.Encode()
-		seen := map[string]bool{}
-		for page := 1; u != nil; page++ {
-			seen[u.String()] = true
-			body, err := c.call(ctx, OpListInquiries, http.MethodGet, u)
-			if err != nil {
-				yield(nil, fmt.Errorf("list inquiries (page %d): %w", page, err))
-				return
-			}
+		err := c.paginate(ctx, OpListInquiries, "list inquiries", u, func(_ int, body []byte) (string, bool, error) {
 			inquiries, next, err := decodeInquiryPage(body)
 			if err != nil {
-				yield(nil, fmt.Errorf("list inquiries (page %d): %w", page, malformed(OpListInquiries, err.Error())))
-				return
+				return "", false, err
 			}
 			for _, inq := range inquiries {
 				if !yield(inq, nil) {
-					return
+					return "", false, nil
 				}
 			}
-			if u, err = c.nextPage(u, next); err != nil {
-				yield(nil, fmt.Errorf("list inquiries (page %d): %w", page, malformed(OpListInquiries, err.Error())))
-				return
-			}
-			if u != nil && seen[u.String()] {
-				yield(nil, fmt.Errorf("list inquiries (page %d): %w", page, malformed(OpListInquiries, "links.next repeats a page")))
-				return
-			}
+			return next, true, nil
+		})
+		if err != nil {
+			yield(nil, err)
 		}
 	}
+}
+
+// paginate calls u and then each page its links.next names (one API call each, with the
+// usual retries), handing every body to page with its number from 1; page returns the
+// page's links.next, whether to go on, and an error when the body cannot be used. A failed
+// call is returned as it is; a page page cannot use, a next link nextPage refuses and a next
+// link that repeats a page are ErrMalformedResponse. Every error says what and which page.
+func (c *Client) paginate(ctx context.Context, op, what string, u *url.URL, page func(n int, body []byte) (next string, more bool, err error)) error {
+	seen := map[string]bool{}
+	for n := 1; u != nil; n++ {
+		seen[u.String()] = true
+		body, err := c.call(ctx, op, http.MethodGet, u)
+		if err != nil {
+			return fmt.Errorf("%s (page %d): %w", what, n, err)
+		}
+		next, more, err := page(n, body)
+		if err != nil {
+			return fmt.Errorf("%s (page %d): %w", what, n, malformed(op, err.Error()))
+		}
+		if !more {
+			return nil
+		}
+		if u, err = c.nextPage(u, next); err != nil {
+			return fmt.Errorf("%s (page %d): %w", what, n, malformed(op, err.Error()))
+		}
+		if u != nil && seen[u.String()] {
+			return fmt.Errorf("%s (page %d): %w", what, n, malformed(op, "links.next repeats a page"))
+		}
+	}
+	return nil
 }
 
 // nextPage resolves links.next (usually a path with a query) against the current page. It
