@@ -26,8 +26,9 @@
 // touches Redis.
 //
 // Subjects take the deployment's prefix (Options.Subjects, RESUMER_SUBJECT_PREFIX). With a
-// jetstream.JetStream (an AsyncPublisher) the receiver publishes through PubAck futures, so
-// that requests in flight share the connection, and still answers each request only after
+// jetstream.JetStream (an AsyncPublisher) the receiver queues the messages of the requests
+// in flight and publishes them back to back through PubAck futures (publish.go), so that
+// they share the connection's writes, and still answers each request only after
 // its own PubAck from its own stream; a body whose publish failed or timed out is never
 // reused, since the client may still resend it.
 package webhook

@@ -45,9 +45,12 @@ type Publisher interface {
 
 // AsyncPublisher is a Publisher that can also publish without waiting for the PubAck and
 // return a future for it; jetstream.JetStream satisfies it. When Options.Publisher is one,
-// the receiver publishes through PublishMsgAsync and waits for each request's own future, so
-// that the requests in flight share the connection's writes and the server's replies instead
-// of each making its own round trip. The receiver abandons a future when its publish times
+// the requests in flight queue their messages, one goroutine at a time publishes everything
+// queued back to back through PublishMsgAsync, and each request waits for its own future:
+// the requests share the connection's writes and the server's replies instead of each making
+// its own round trip. PublishMsgAsync is called from one goroutine at a time, never
+// concurrently. A message still queued when its request gives up is not published. The
+// receiver abandons a future when its publish times
 // out; create the JetStream with jetstream.WithPublishAsyncTimeout (about the publish timeout)
 // so that an abandoned future is dropped rather than counted against
 // jetstream.WithPublishAsyncMaxPending until the connection reconnects.
@@ -115,6 +118,8 @@ type Receiver struct {
 	bodies sync.Pool
 	// macs hold keyed HMAC-SHA256 states, one pool per secret.
 	macs macPools
+	// queue feeds the asynchronous publisher (publish.go).
+	queue publishQueue
 }
 
 // New returns a Receiver configured by opts. It fails when opts has no non-empty secret, no
@@ -327,31 +332,6 @@ func (rc *Receiver) publish(ctx context.Context, ev *persona.Event, body []byte,
 		return nil, fmt.Errorf("publish event to stream %s: no acknowledgement from that stream", rc.stream)
 	}
 	return ack, nil
-}
-
-// errPublishTimeout is the error of a publish whose PubAck did not come within the publish
-// timeout.
-var errPublishTimeout = errors.New("no PubAck within the publish timeout")
-
-// publishAsync publishes msg without waiting on the connection and waits for its PubAck
-// future, at most publishTimeout and not past ctx.
-func (rc *Receiver) publishAsync(ctx context.Context, msg *nats.Msg) (*jetstream.PubAck, error) {
-	f, err := rc.async.PublishMsgAsync(msg, jetstream.WithExpectStream(rc.stream))
-	if err != nil {
-		return nil, err
-	}
-	timer := time.NewTimer(rc.publishTimeout)
-	defer timer.Stop()
-	select {
-	case ack := <-f.Ok():
-		return ack, nil
-	case err := <-f.Err():
-		return nil, err
-	case <-timer.C:
-		return nil, errPublishTimeout
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
 }
 
 // refuse answers code with its status text as a short, generic body.
