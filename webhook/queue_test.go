@@ -31,7 +31,6 @@ func newBlockingPublisher(t *testing.T) *blockingPublisher {
 	return &blockingPublisher{t: t, entered: make(chan struct{}), release: make(chan struct{})}
 }
 
-
 func (b *blockingPublisher) stub() asyncStub {
 	return asyncStub{t: b.t, publish: func(msg *nats.Msg) (*stubFuture, error) {
 		b.mu.Lock()
