@@ -12,12 +12,16 @@ import (
 
 // roleDeps names the dependencies each role needs to do its work. Intake needs only NATS and
 // the events stream: a webhook pod stays ready while Redis is away, so Persona's deliveries
-// are still stored. A dependency no role lists here is needed by every role.
+// are still stored. Reconciliation keeps its lease and checkpoint in Redis and publishes the
+// events it replays into the events stream (it starts only once the stream exists). A
+// dependency no role lists here is needed by every role; every role in allRoles has an entry
+// (TestReadyzEveryRoleListsDeps), or its /readyz line would name no dependency at all.
 var roleDeps = map[string][]string{
-	"webhook": {"nats", "stream"},
-	"worker":  {"nats", "stream", "redis", "consumer"},
-	"notify":  {"redis"},
-	"api":     {"redis"},
+	"webhook":   {"nats", "stream"},
+	"worker":    {"nats", "stream", "redis", "consumer"},
+	"notify":    {"redis"},
+	"api":       {"redis"},
+	"reconcile": {"nats", "stream", "redis"},
 }
 
 // readiness answers /readyz and /readyz/{role}. /readyz is 200 when every dependency of every

@@ -7,11 +7,13 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/resumer/resumer/internal/testenv"
+	"github.com/resumer/resumer/persona/personatest"
 	"github.com/resumer/resumer/webhook"
 )
 
@@ -76,6 +78,64 @@ func TestReadinessPerRole(t *testing.T) {
 		code, _ := get(t, urls["admin"]+"/readyz")
 		return code == http.StatusOK
 	})
+	if err := stop(); err != nil {
+		t.Fatalf("serve: %v\n%s", err, stderr.String())
+	}
+}
+
+// TestReadyzEveryRoleListsDeps: every role a process can run names its dependencies in
+// roleDeps, and each of them is one the process registers a check for; a role without an entry
+// would report "ready ()" whatever is down.
+func TestReadyzEveryRoleListsDeps(t *testing.T) {
+	known := []string{"nats", "stream", "redis", "consumer"}
+	for _, role := range allRoles {
+		deps := roleDeps[role]
+		if len(deps) == 0 {
+			t.Errorf("role %s lists no dependencies in roleDeps", role)
+		}
+		for _, d := range deps {
+			if !slices.Contains(known, d) {
+				t.Errorf("role %s lists %q, which serve never checks (checks: %v)", role, d, known)
+			}
+		}
+	}
+}
+
+// TestReadyzReconcile: the reconcile role's readiness names what it needs (NATS and the events
+// stream it publishes replayed events into, Redis for its lease and checkpoint), on /readyz
+// and /readyz/reconcile, and it is not ready while Redis is down.
+func TestReadyzReconcile(t *testing.T) {
+	ns := testenv.NATS(t)
+	rs := testenv.StartRedis(t)
+	sim := personatest.NewServer(t, personatest.Options{})
+	sim.SetWebhooks(false)
+	stream := "READY_" + strings.ToUpper(strings.ReplaceAll(t.Name(), "/", "_"))
+	environ := map[string]string{
+		"RESUMER_NATS_URL":        ns.ClientURL(),
+		"RESUMER_REDIS_URL":       rs.URL(),
+		"RESUMER_STREAM":          stream,
+		"RESUMER_DLQ_STREAM":      stream + "_DLQ",
+		"RESUMER_PERSONA_API_URL": sim.URL(),
+		"RESUMER_PERSONA_API_KEY": sim.APIKey(),
+	}
+	urls, stop, stderr, _ := startApp(t, []string{"serve", "--roles", "reconcile", "--admin-addr", "127.0.0.1:0"}, environ)
+	waitFor(t, 20*time.Second, "/readyz", func() bool {
+		code, _ := get(t, urls["admin"]+"/readyz")
+		return code == http.StatusOK
+	})
+	const want = "reconcile: ready (nats: ok; redis: ok; stream: ok)"
+	for _, path := range []string{"/readyz", "/readyz/reconcile"} {
+		if code, body := get(t, urls["admin"]+path); code != http.StatusOK || !strings.Contains(body, want) {
+			t.Errorf("%s = %d %q, want 200 with %q", path, code, body, want)
+		}
+	}
+
+	rs.Stop()
+	waitFor(t, 20*time.Second, "/readyz/reconcile 503 naming redis", func() bool {
+		code, body := get(t, urls["admin"]+"/readyz/reconcile")
+		return code == http.StatusServiceUnavailable && strings.Contains(body, "reconcile: not ready") && strings.Contains(body, "redis: ")
+	})
+	rs.Restart(t)
 	if err := stop(); err != nil {
 		t.Fatalf("serve: %v\n%s", err, stderr.String())
 	}
