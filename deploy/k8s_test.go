@@ -1,11 +1,13 @@
 package deploy
 
 import (
+	"fmt"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"testing"
+	"time"
 )
 
 var (
@@ -26,6 +28,46 @@ func TestKubernetesBase(t *testing.T) {
 func TestKubernetesOverlay(t *testing.T) {
 	objs := loadKustomization(t, k8sOverlay)
 	checkManifests(t, objs, manifestOptions{pinned: true, startup: true, complete: true})
+}
+
+// TestKubernetesNATSValues checks the durability the NATS chart's values choose: three
+// clustered JetStream servers (R3 streams need them) storing to files on persistent volumes,
+// each fsyncing at least every second (sync_interval under config.jetstream.merge; the
+// chart's default leaves nats-server's two minutes).
+func TestKubernetesNATSValues(t *testing.T) {
+	var v struct {
+		Config struct {
+			Cluster struct {
+				Enabled  bool `yaml:"enabled"`
+				Replicas int  `yaml:"replicas"`
+			} `yaml:"cluster"`
+			JetStream struct {
+				Enabled   bool `yaml:"enabled"`
+				FileStore struct {
+					Enabled bool `yaml:"enabled"`
+					PVC     struct {
+						Enabled bool `yaml:"enabled"`
+					} `yaml:"pvc"`
+				} `yaml:"fileStore"`
+				Merge map[string]any `yaml:"merge"`
+			} `yaml:"jetstream"`
+		} `yaml:"config"`
+	}
+	path := filepath.Join("k8s", "values", "nats.yaml")
+	readYAML(t, path, &v)
+	c := v.Config
+	if !c.Cluster.Enabled || c.Cluster.Replicas < 3 {
+		t.Errorf("%s: cluster enabled %t with %d replicas; want a cluster of 3 (R3 streams)", path, c.Cluster.Enabled, c.Cluster.Replicas)
+	}
+	if !c.JetStream.Enabled || !c.JetStream.FileStore.Enabled || !c.JetStream.FileStore.PVC.Enabled {
+		t.Errorf("%s: want JetStream with file storage on a persistent volume: %+v", path, c.JetStream)
+	}
+	switch s, ok := c.JetStream.Merge["sync_interval"]; {
+	case !ok:
+		t.Errorf("%s: config.jetstream.merge sets no sync_interval, so the servers keep nats-server's default of 2m", path)
+	case !syncWithin(fmt.Sprint(s), time.Second):
+		t.Errorf("%s: sync_interval %v; want always or at most 1s", path, s)
+	}
 }
 
 // TestKubernetesRendered runs the real `kubectl kustomize` on the overlay, when kubectl is
