@@ -30,6 +30,7 @@ var externalMetrics = map[string]string{
 	"go_goroutines":                 "collectors.NewGoCollector",
 	"process_resident_memory_bytes": "collectors.NewProcessCollector",
 	"process_cpu_seconds_total":     "collectors.NewProcessCollector",
+	"process_start_time_seconds":    "collectors.NewProcessCollector",
 }
 
 // targetLabels are the labels a scrape adds to every series: job and instance from

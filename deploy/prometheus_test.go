@@ -192,6 +192,7 @@ func TestAlertRulesCoverage(t *testing.T) {
 		"ResumerConsumerLagGrowing", "ResumerDeadLetters", "ResumerRemindersFailing",
 		"ResumerReminderBacklog", "ResumerPersonaRateLimited", "ResumerPersonaAuthErrors",
 		"ResumerNoWebhooks", "ResumerStateStoreUnavailable", "ResumerEventsUnapplied",
+		"ResumerReconcileStalled",
 	} {
 		if !slices.Contains(names, want) {
 			t.Errorf("no alert %s", want)

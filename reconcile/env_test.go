@@ -178,7 +178,7 @@ func (p *pipeline) waitDelivered(t *testing.T) {
 }
 
 // metricValue is the value of the counter or gauge name{label="value"} in the pipeline's
-// registry (0 when absent).
+// registry, or of the unlabelled name when label is "" (0 when absent).
 func metricValue(t *testing.T, p *pipeline, name, label, value string) float64 {
 	t.Helper()
 	families, err := p.reg.Gather()
@@ -190,6 +190,9 @@ func metricValue(t *testing.T, p *pipeline, name, label, value string) float64 {
 			continue
 		}
 		for _, m := range f.GetMetric() {
+			if label == "" && len(m.GetLabel()) == 0 {
+				return m.GetGauge().GetValue() + m.GetCounter().GetValue()
+			}
 			for _, l := range m.GetLabel() {
 				if l.GetName() == label && l.GetValue() == value {
 					if c := m.GetCounter(); c != nil {

@@ -33,6 +33,7 @@ type metrics struct {
 	differences *prometheus.CounterVec
 	lag         prometheus.Gauge
 	lastSuccess prometheus.Gauge
+	interval    prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -63,7 +64,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 		lastSuccess: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "resumer_reconcile_last_success_timestamp_seconds",
-			Help: "Unix time the last complete reconciliation pass ended.",
+			Help: "Unix time the last complete reconciliation pass of this replica ended; 0 until it completes one.",
+		}),
+		interval: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "resumer_reconcile_interval_seconds",
+			Help: "Configured time between two reconciliation passes (RESUMER_RECONCILE_INTERVAL), which the alert on the last success's age is relative to.",
 		}),
 	}
 	if reg == nil {
@@ -76,6 +81,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.differences = promreg.Register(reg, m.differences)
 	m.lag = promreg.Register(reg, m.lag)
 	m.lastSuccess = promreg.Register(reg, m.lastSuccess)
+	m.interval = promreg.Register(reg, m.interval)
 	for _, r := range []string{passOK, passFailed, passSkipped} {
 		m.passes.WithLabelValues(r)
 	}

@@ -283,6 +283,48 @@ func TestOneReplicaAtATime(t *testing.T) {
 	}
 }
 
+// TestReconcileStallMetrics: the metrics ResumerReconcileStalled reads. The configured
+// interval is exported from the start; the last success stays 0 through a dry run and a pass
+// skipped for another replica's lease, and is the pass's end once one completes.
+func TestReconcileStallMetrics(t *testing.T) {
+	p := newPipeline(t, personatest.Options{})
+	ctx := context.Background()
+	now := time.Now().Truncate(time.Second)
+	r := p.reconciler(t, func(o *reconcile.Options) {
+		o.Interval = 10 * time.Minute
+		o.Now = func() time.Time { return now }
+	})
+	lastSuccess := func() float64 {
+		return metricValue(t, p, "resumer_reconcile_last_success_timestamp_seconds", "", "")
+	}
+	if got := metricValue(t, p, "resumer_reconcile_interval_seconds", "", ""); got != 600 {
+		t.Errorf("resumer_reconcile_interval_seconds = %v, want 600 (Interval 10m)", got)
+	}
+	if _, err := r.Pass(ctx, reconcile.PassOptions{DryRun: true, Since: time.Hour}); err != nil {
+		t.Fatalf("dry run: %v", err)
+	}
+	if got := lastSuccess(); got != 0 {
+		t.Errorf("last success after a dry run = %v, want 0 (a dry run reconciles nothing)", got)
+	}
+	ok, err := p.store.AcquireLease(ctx, reconcile.LeaseName, "other-replica", time.Minute)
+	if err != nil || !ok {
+		t.Fatalf("AcquireLease: %v %v", ok, err)
+	}
+	if _, err := r.Pass(ctx, reconcile.PassOptions{}); !errors.Is(err, reconcile.ErrBusy) {
+		t.Fatalf("Pass under another's lease: %v, want ErrBusy", err)
+	}
+	if got := lastSuccess(); got != 0 {
+		t.Errorf("last success after a skipped pass = %v, want 0", got)
+	}
+	must(t, p.store.ReleaseLease(ctx, reconcile.LeaseName, "other-replica"))
+	if _, err := r.Pass(ctx, reconcile.PassOptions{}); err != nil {
+		t.Fatalf("Pass: %v", err)
+	}
+	if got, want := lastSuccess(), float64(now.Unix()); got != want {
+		t.Errorf("last success after a pass = %v, want %v (the pass's end)", got, want)
+	}
+}
+
 func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {

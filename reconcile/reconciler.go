@@ -149,7 +149,9 @@ func New(opts Options) (*Reconciler, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Reconciler{opts: opts, log: opts.Logger.With("component", "reconcile"), metrics: newMetrics(opts.Registerer)}, nil
+	m := newMetrics(opts.Registerer)
+	m.interval.Set(opts.Interval.Seconds())
+	return &Reconciler{opts: opts, log: opts.Logger.With("component", "reconcile"), metrics: m}, nil
 }
 
 // PassOptions shape one pass.
