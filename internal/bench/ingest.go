@@ -181,11 +181,16 @@ func (e *env) ingestPhase(ctx context.Context, o IngestOptions, kind string, rou
 		if kind == "baseline" {
 			job.Publish, job.NATSURL, job.Stream = true, e.natsURL, stream
 		}
-		cpu0 := processCPU()
+		cpu0, sys0 := processCPU(), processSyscalls()
 		res, err := runLoadgen(ctx, e.loadgen, job)
-		res.CPU = processCPU() - cpu0
+		res.CPU, res.Syscalls = processCPU()-cpu0, syscallsSince(sys0)
 		if kind == "baseline" {
 			res.CPU += res.LoadgenCPU
+			if res.Syscalls >= 0 && res.LoadgenSyscalls >= 0 {
+				res.Syscalls += res.LoadgenSyscalls
+			} else {
+				res.Syscalls = -1
+			}
 		}
 		return res, err
 	}
@@ -195,13 +200,13 @@ func (e *env) ingestPhase(ctx context.Context, o IngestOptions, kind string, rou
 	}
 	var res loadResult
 	withRole(ctx, role, func(ctx context.Context) {
-		cpu0 := processCPU()
+		cpu0, sys0 := processCPU(), processSyscalls()
 		if perSecond > 0 {
 			res = openLoop(ctx, perSecond, o.LatencyDuration, o.MaxInFlight, do)
 		} else {
 			res = closedLoop(ctx, o.Concurrency, min(o.Requests, len(events)), o.Duration, do)
 		}
-		res.CPU = processCPU() - cpu0
+		res.CPU, res.Syscalls = processCPU()-cpu0, syscallsSince(sys0)
 	})
 	return res, nil
 }
@@ -212,7 +217,7 @@ func (e *env) ingestPhase(ctx context.Context, o IngestOptions, kind string, rou
 // share of a noisy machine; each ratio is taken within a round.
 func (e *env) runIngest(ctx context.Context, o IngestOptions) (*Table, error) {
 	t := newTable("ingest", "signed webhooks through the receiver to PubAck vs. raw JetStream publish",
-		"phase", "round", "requests", "errors", "time", "rate", "CPU/req", "p50", "p99", "max")
+		"phase", "round", "requests", "errors", "time", "rate", "CPU/req", "syscalls/req", "p50", "p99", "max")
 	inquiries := (o.Requests + 1) / 2
 	if o.Rate > 0 {
 		inquiries = max(inquiries, (int(o.Rate*o.LatencyDuration.Seconds())+1)/2)
@@ -238,6 +243,7 @@ func (e *env) runIngest(ctx context.Context, o IngestOptions) (*Table, error) {
 		}
 	}
 	var base, recv, ratios, baseCPU, recvCPU, cpuRatios, loadgenCPU []float64
+	var sys [2][]float64 // syscalls per request: baseline, receiver
 	for round := 1; round <= o.Rounds; round++ {
 		var rates, cpus [2]float64
 		for k, kind := range []string{"baseline", "receiver"} {
@@ -252,9 +258,12 @@ func (e *env) runIngest(ctx context.Context, o IngestOptions) (*Table, error) {
 			if res.FirstErr != nil {
 				t.note("round %d %s: %d errors, first: %v", round, kind, res.Failed, res.FirstErr)
 			}
-			t.row(kind, itoa(round), itoa(res.OK), itoa(res.Failed), secs(res.Elapsed), rate(res.Rate()), us(res.CPUPerOK()),
+			t.row(kind, itoa(round), itoa(res.OK), itoa(res.Failed), secs(res.Elapsed), rate(res.Rate()), us(res.CPUPerOK()), perReq(res.SyscallsPerOK()),
 				ms(percentile(res.Latencies, 50)), ms(percentile(res.Latencies, 99)), ms(percentile(res.Latencies, 100)))
 			rates[k] = res.Rate()
+			if s := res.SyscallsPerOK(); s >= 0 {
+				sys[k] = append(sys[k], s)
+			}
 			cpus[k] = float64(res.CPUPerOK()) / float64(time.Microsecond)
 			if kind == "receiver" && res.LoadgenCPU > 0 && res.OK > 0 {
 				loadgenCPU = append(loadgenCPU, float64(res.LoadgenCPU/time.Duration(res.OK))/float64(time.Microsecond))
@@ -279,6 +288,12 @@ func (e *env) runIngest(ctx context.Context, o IngestOptions) (*Table, error) {
 	t.target("CPU per webhook", "≤ 2.0 × raw publish's", rc, rc <= 2,
 		fmt.Sprintf("%.2f × (median of %d rounds' ratios %s; median CPU per accepted request: receiver %.1f µs, raw %.1f µs)",
 			rc, o.Rounds, ratioList(cpuRatios), mrc, mbc))
+	if len(sys[0]) > 0 && len(sys[1]) > 0 {
+		t.Metrics["baseline_syscalls_per_req"] = median(sys[0])
+		t.Metrics["receiver_syscalls_per_req"] = median(sys[1])
+		t.note("syscalls/req: read and write system calls (/proc/self/io syscr + syscw: sockets and files) per request answered 200 (or PubAck), counted like CPU/req; medians: receiver %.2f, raw %.2f. On loopback most of a request's cost is such calls and the wake-ups they cause",
+			median(sys[1]), median(sys[0]))
+	}
 	if len(loadgenCPU) > 0 {
 		t.Metrics["loadgen_cpu_us_per_req"] = median(loadgenCPU)
 		t.note("CPU/req is this process's CPU time (getrusage) over the phase per request answered 200 (or PubAck): with the embedded NATS it counts NATS too. Both sides' load comes from a process of its own (resumer bench _loadgen), so that both get the same share of the machine: the webhooks' HTTP client is not counted (median %.1f µs per request, signing not included: Persona signs), the raw publisher's client is (it is what the baseline measures). With --nats-url the NATS server's CPU is not counted",
@@ -305,7 +320,7 @@ func (e *env) runIngest(ctx context.Context, o IngestOptions) (*Table, error) {
 			offered := float64(res.OK+res.Failed) / res.Offered.Seconds()
 			p50, p99 := percentile(res.Latencies, 50), percentile(res.Latencies, 99)
 			t.row(kind+" @"+strconv.FormatFloat(o.Rate, 'f', 0, 64)+"/s", itoa(w), itoa(res.OK), itoa(res.Failed+res.Skipped),
-				secs(res.Elapsed), rate(offered)+" offered", us(res.CPUPerOK()), ms(p50), ms(p99), ms(percentile(res.Latencies, 100)))
+				secs(res.Elapsed), rate(offered)+" offered", us(res.CPUPerOK()), perReq(res.SyscallsPerOK()), ms(p50), ms(p99), ms(percentile(res.Latencies, 100)))
 			if res.FirstErr != nil {
 				t.note("%s at %.0f/s, window %d: %d errors, first: %v", kind, o.Rate, w, res.Failed, res.FirstErr)
 			}

@@ -26,6 +26,12 @@ type loadResult struct {
 	// LoadgenCPU is the CPU time of a load generator that ran in a process of its own (so
 	// not in CPU); zero when it ran in this one.
 	LoadgenCPU time.Duration
+	// Syscalls is the process's read and write system calls over the loop
+	// (processSyscalls), where the caller counted them; -1 when unknown.
+	Syscalls int64
+	// LoadgenSyscalls is those of a load generator in a process of its own; -1 when
+	// unknown or when it ran in this one.
+	LoadgenSyscalls int64
 }
 
 // CPUPerOK is the CPU time per completed request; zero when nothing completed.
@@ -34,6 +40,15 @@ func (r loadResult) CPUPerOK() time.Duration {
 		return 0
 	}
 	return r.CPU / time.Duration(r.OK)
+}
+
+// SyscallsPerOK is the read and write system calls per completed request; -1 when unknown
+// or when nothing completed.
+func (r loadResult) SyscallsPerOK() float64 {
+	if r.OK == 0 || r.Syscalls < 0 {
+		return -1
+	}
+	return float64(r.Syscalls) / float64(r.OK)
 }
 
 // Rate is the completed requests per second.

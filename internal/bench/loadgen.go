@@ -36,10 +36,13 @@ type loadgenJob struct {
 
 // loadgenResult is what a load generator process answers on its standard output.
 type loadgenResult struct {
-	OK        int             `json:"ok"`
-	Failed    int             `json:"failed"`
-	Elapsed   time.Duration   `json:"elapsed"`
-	CPU       time.Duration   `json:"cpu"` // the load generator's own, over the loop
+	OK      int           `json:"ok"`
+	Failed  int           `json:"failed"`
+	Elapsed time.Duration `json:"elapsed"`
+	CPU     time.Duration `json:"cpu"` // the load generator's own, over the loop
+	// Syscalls are the load generator's own read and write system calls over the loop
+	// (processSyscalls); -1 when unknown.
+	Syscalls  int64           `json:"syscalls"`
 	Latencies []time.Duration `json:"latencies"`
 	FirstErr  string          `json:"first_err,omitempty"`
 }
@@ -80,13 +83,13 @@ func LoadgenMain(ctx context.Context, stdin io.Reader, stdout io.Writer) error {
 		for i := range signed {
 			signed[i] = webhook.Sign(bodies[i], job.Secret, now)
 		}
-		cpu0 := processCPU()
+		cpu0, sys0 := processCPU(), processSyscalls()
 		res = closedLoop(ctx, job.Concurrency, n, job.Duration, func(ctx context.Context, i int) error {
 			return poster.postSigned(ctx, bodies[i], signed[i])
 		})
-		res.CPU = processCPU() - cpu0
+		res.CPU, res.Syscalls = processCPU()-cpu0, syscallsSince(sys0)
 	}
-	out := loadgenResult{OK: res.OK, Failed: res.Failed, Elapsed: res.Elapsed, CPU: res.CPU, Latencies: res.Latencies}
+	out := loadgenResult{OK: res.OK, Failed: res.Failed, Elapsed: res.Elapsed, CPU: res.CPU, Syscalls: res.Syscalls, Latencies: res.Latencies}
 	if res.FirstErr != nil {
 		out.FirstErr = res.FirstErr.Error()
 	}
@@ -110,11 +113,11 @@ func publishLoop(ctx context.Context, job loadgenJob, bodies [][]byte) (loadResu
 		return loadResult{}, err
 	}
 	defer nc.Close()
-	cpu0 := processCPU()
+	cpu0, sys0 := processCPU(), processSyscalls()
 	res := closedLoop(ctx, job.Concurrency, len(events), job.Duration, func(ctx context.Context, i int) error {
 		return publishRaw(ctx, js, job.Stream, &events[i])
 	})
-	res.CPU = processCPU() - cpu0
+	res.CPU, res.Syscalls = processCPU()-cpu0, syscallsSince(sys0)
 	return res, nil
 }
 
@@ -185,7 +188,7 @@ func runLoadgen(ctx context.Context, argv []string, job loadgenJob) (loadResult,
 	if err := json.Unmarshal(out.Bytes(), &r); err != nil {
 		return loadResult{}, fmt.Errorf("load generator: read result: %w", err)
 	}
-	res := loadResult{OK: r.OK, Failed: r.Failed, Elapsed: r.Elapsed, Offered: r.Elapsed, Latencies: r.Latencies, LoadgenCPU: r.CPU}
+	res := loadResult{OK: r.OK, Failed: r.Failed, Elapsed: r.Elapsed, Offered: r.Elapsed, Latencies: r.Latencies, LoadgenCPU: r.CPU, LoadgenSyscalls: r.Syscalls}
 	if r.FirstErr != "" {
 		res.FirstErr = errors.New(r.FirstErr)
 	}

@@ -140,6 +140,14 @@ func us(d time.Duration) string {
 	return strconv.FormatFloat(float64(d)/float64(time.Microsecond), 'f', 1, 64) + " µs"
 }
 
+// perReq formats a per-request count with two decimals, "-" when negative (unknown).
+func perReq(v float64) string {
+	if v < 0 {
+		return "-"
+	}
+	return strconv.FormatFloat(v, 'f', 2, 64)
+}
+
 func msf(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
 func secs(d time.Duration) string { return strconv.FormatFloat(d.Seconds(), 'f', 2, 64) + " s" }
