@@ -251,11 +251,7 @@ func parseSender(s string) (sender, error) {
 
 // render picks r's brand and locale and renders its parts.
 func (c *EmailChannel) render(r *Reminder, now time.Time) (renderedMessage, *brand.Brand, error) {
-	b := c.brands.For(r.TemplateID, r.ReferenceID)
-	locale := MatchLocale(r.Locale)
-	if locale == "" {
-		locale = b.DefaultLocaleOr()
-	}
+	b, locale := brandAndLocale(c.brands, r)
 	parts, err := c.templates.get(b.ID, locale).render(templateData(r, now, b, locale))
 	return parts, b, err
 }

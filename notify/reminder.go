@@ -61,10 +61,12 @@ type Reminder struct {
 	// ReferenceID is the customer's reference for the user, when the inquiry has one.
 	ReferenceID string
 	// TemplateID is the inquiry's Persona template (itmpl_...), when known; with ReferenceID
-	// it picks the brand.
+	// it picks the brand. The webhook channel passes it on as template_id.
 	TemplateID string
 	// Locale is the user's locale or country from the inquiry field RESUMER_LOCALE_FIELD
-	// names ("es", "de-AT", "MX"), when known; see MatchLocale. Empty: the brand's default.
+	// names ("es", "de-AT", "MX"), when known; see MatchLocale. Empty, or naming none of
+	// Locales: the brand's default. It picks the e-mail's language and the webhook body's
+	// locale.
 	Locale string
 	// Stage says which reminder this is (6h before expiry, 1h before ...).
 	Stage Stage

@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/resumer/resumer/brand"
 )
 
 // ReminderEventType is the type field of the webhook channel's JSON body.
@@ -42,6 +44,12 @@ type WebhookOptions struct {
 	// Client sends the requests; a client that never follows redirects when nil. A given
 	// client's redirect policy is used as it is.
 	Client *http.Client
+	// Brands pick the brand of each reminder exactly as for EmailOptions.Brands (by the
+	// inquiry's template id, else its reference id, else the default); the body names it in
+	// "brand" and writes its default locale into "locale" when the inquiry's own locale names
+	// none of Locales. nil (no brands file): no "brand", and "locale" falls back to
+	// brand.DefaultLocale.
+	Brands *brand.Set
 	// Now is the clock for the webhook-timestamp header; time.Now when nil.
 	Now func() time.Time
 	// Logger gets a debug line per sent reminder (never the link); nothing when nil.
@@ -57,12 +65,19 @@ type WebhookOptions struct {
 // ("rem_<hash>"), so a receiver can drop a retried delivery it already handled.
 //
 // The body is {"type":"inquiry.reminder","inquiry_id","reference_id","stage","expires_at",
-// "link"}, expires_at in RFC 3339 UTC. It is safe for concurrent use.
+// "link","template_id","locale","brand"}, expires_at in RFC 3339 UTC. template_id is the
+// inquiry's Persona template (omitted when unknown); locale is the language resumer's own
+// e-mail to this user would be written in (one of Locales, chosen as the e-mail channel
+// chooses it: the inquiry's locale field, else the brand's default, else "en"); brand is
+// the ID of the brand picked for the inquiry (omitted without a brands file), so that a
+// customer who writes its own message can pick its copy and language. Win-back messages
+// use the same body with stage "winback". It is safe for concurrent use.
 type WebhookChannel struct {
 	url     string
 	key     []byte
 	timeout time.Duration
 	client  *http.Client
+	brands  *brand.Set
 	now     func() time.Time
 	log     *slog.Logger
 	metrics channelMetrics
@@ -98,6 +113,7 @@ func NewWebhookChannel(opts WebhookOptions) (*WebhookChannel, error) {
 		key:     key,
 		timeout: cmp.Or(opts.Timeout, 10*time.Second),
 		client:  client,
+		brands:  opts.Brands,
 		now:     now,
 		log:     log.With("component", "notify", "channel", "webhook"),
 		metrics: newChannelMetrics(opts.Registerer, "webhook"),
@@ -139,7 +155,8 @@ func SignWebhook(key []byte, id string, timestamp int64, body []byte) string {
 // of SHA-256 over the inquiry id and stage. It is the same for every attempt.
 func WebhookID(inquiryID, stage string) string { return "rem_" + reminderHash(inquiryID, stage) }
 
-// webhookBody is the JSON the channel posts.
+// webhookBody is the JSON the channel posts. Receivers written before template_id, locale
+// and brand existed keep working: fields are only ever added.
 type webhookBody struct {
 	Type        string `json:"type"`
 	InquiryID   string `json:"inquiry_id"`
@@ -147,6 +164,33 @@ type webhookBody struct {
 	Stage       string `json:"stage"`
 	ExpiresAt   string `json:"expires_at"`
 	Link        string `json:"link"`
+	// TemplateID is the inquiry's Persona template (itmpl_...); omitted when unknown.
+	TemplateID string `json:"template_id,omitempty"`
+	// Locale is the locale (one of Locales) an e-mail to the user would be written in.
+	Locale string `json:"locale"`
+	// Brand is the ID of the brand picked for the inquiry; omitted without brands.
+	Brand string `json:"brand,omitempty"`
+}
+
+// body returns the JSON body of r: its brand and locale picked as the e-mail channel picks
+// them (brandAndLocale).
+func (c *WebhookChannel) body(r *Reminder) webhookBody {
+	b, locale := brandAndLocale(c.brands, r)
+	brandID := ""
+	if len(c.brands.All()) > 0 {
+		brandID = b.ID // brand.Neutral (no brands file) is not named
+	}
+	return webhookBody{
+		Type:        ReminderEventType,
+		InquiryID:   r.InquiryID,
+		ReferenceID: r.ReferenceID,
+		Stage:       r.Stage.Name,
+		ExpiresAt:   r.ExpiresAt.UTC().Format(time.RFC3339),
+		Link:        r.Link,
+		TemplateID:  r.TemplateID,
+		Locale:      locale,
+		Brand:       brandID,
+	}
 }
 
 // Name returns "webhook".
@@ -173,14 +217,7 @@ func (c *WebhookChannel) Send(ctx context.Context, r *Reminder) (retry bool, err
 }
 
 func (c *WebhookChannel) send(ctx context.Context, r *Reminder) (bool, error) {
-	body, err := json.Marshal(webhookBody{
-		Type:        ReminderEventType,
-		InquiryID:   r.InquiryID,
-		ReferenceID: r.ReferenceID,
-		Stage:       r.Stage.Name,
-		ExpiresAt:   r.ExpiresAt.UTC().Format(time.RFC3339),
-		Link:        r.Link,
-	})
+	body, err := json.Marshal(c.body(r))
 	if err != nil {
 		return false, fmt.Errorf("encode body: %w", err)
 	}

@@ -16,6 +16,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/resumer/resumer/brand"
 )
 
 // testWebhookKey is the key of the whsec_ secret the tests configure.
@@ -125,6 +127,9 @@ func TestWebhookDelivers(t *testing.T) {
 		"stage":        "6h",
 		"expires_at":   "2026-01-06T10:00:00Z",
 		"link":         testLink,
+		// No locale field, no brands file: the e-mail's fallback, English; no template_id
+		// or brand.
+		"locale": "en",
 	}
 	if len(body) != len(want) {
 		t.Errorf("body has %d fields, want %d: %s", len(body), len(want), d.body)
@@ -136,6 +141,96 @@ func TestWebhookDelivers(t *testing.T) {
 	}
 	if strings.Contains(string(d.body), testAddress) || strings.Contains(string(d.body), "Jane") {
 		t.Error("body carries the user's address or name")
+	}
+}
+
+// TestWebhookBrandAndLocale: the body names the inquiry's template, the brand picked for it
+// and the locale resumer's own e-mail would be written in, chosen exactly as the e-mail
+// channel chooses them (the inquiry's locale field, else the brand's default, else English);
+// template_id and brand are left out when unknown, and the signature (checked by receiver)
+// covers the body with them.
+func TestWebhookBrandAndLocale(t *testing.T) {
+	brands := testBrands(t) // acme (itmpl_acme, the default), globex (prefix globex, german)
+	tests := []struct {
+		name             string
+		brands           *brand.Set
+		template, ref    string
+		locale           string
+		want             map[string]string // "" means the field is absent
+		wantEmailSubject string            // the e-mail for the same reminder, same brands
+	}{
+		{"brand by template, es-MX", brands, "itmpl_acme", "user-123", "es-MX",
+			map[string]string{"template_id": "itmpl_acme", "locale": "es", "brand": "acme"},
+			"Acme Bank: termina tu verificación de identidad (quedan aproximadamente 6 horas)"},
+		{"brand by prefix, unknown locale falls back to the brand's", brands, "itmpl_other", "globex-7", "fr",
+			map[string]string{"template_id": "itmpl_other", "locale": "de", "brand": "globex"},
+			"Globex: Bitte schließen Sie Ihre Identitätsprüfung ab (läuft in etwa 6 Stunden ab)"},
+		{"country code, no template", brands, "", "globex-7", "AR",
+			map[string]string{"template_id": "", "locale": "es", "brand": "globex"},
+			"Globex te espera (aproximadamente 6 horas)"},
+		{"default brand, no locale", brands, "", "user-123", "",
+			map[string]string{"template_id": "", "locale": "en", "brand": "acme"},
+			"Acme Bank: finish your identity verification (about 6 hours left)"},
+		{"no brands file, de-AT", nil, "itmpl_acme", "user-123", "de-AT",
+			map[string]string{"template_id": "itmpl_acme", "locale": "de", "brand": ""},
+			"Bitte schließen Sie Ihre Identitätsprüfung ab (läuft in etwa 6 Stunden ab)"},
+		{"no brands file, unknown locale", nil, "", "", "xx",
+			map[string]string{"template_id": "", "locale": "en", "brand": ""},
+			"Finish your identity verification (about 6 hours left)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv, got := receiver(t, http.StatusOK, 0)
+			ch := newTestWebhook(t, srv.URL, func(o *WebhookOptions) { o.Brands = tt.brands })
+			r := testReminder(NewStage(6*time.Hour), "Jane")
+			r.TemplateID, r.ReferenceID, r.Locale = tt.template, tt.ref, tt.locale
+			if retry, err := ch.Send(t.Context(), r); retry || err != nil {
+				t.Fatalf("Send = %v, %v; want false, nil", retry, err)
+			}
+			ds := got()
+			if len(ds) != 1 {
+				t.Fatalf("%d deliveries, want 1", len(ds))
+			}
+			var body map[string]any
+			if err := json.Unmarshal(ds[0].body, &body); err != nil {
+				t.Fatal(err)
+			}
+			for k, want := range tt.want {
+				v, ok := body[k]
+				switch {
+				case want == "" && ok:
+					t.Errorf("body has %s = %v, want it left out: %s", k, v, ds[0].body)
+				case want != "" && v != want:
+					t.Errorf("body[%s] = %v, want %q", k, v, want)
+				}
+			}
+			// The existing fields are all still there.
+			for _, k := range []string{"type", "inquiry_id", "reference_id", "stage", "expires_at", "link"} {
+				if _, ok := body[k]; !ok {
+					t.Errorf("body lost %s: %s", k, ds[0].body)
+				}
+			}
+			if body["type"] != ReminderEventType {
+				t.Errorf("type = %v", body["type"])
+			}
+			// A receiver verifying with the documented scheme accepts it.
+			ts, _ := strconv.ParseInt(ds[0].header.Get("webhook-timestamp"), 10, 64)
+			if sig := SignWebhook(testWebhookKey, ds[0].header.Get("webhook-id"), ts, ds[0].body); sig != ds[0].header.Get("webhook-signature") {
+				t.Errorf("webhook-signature = %q, want %q", ds[0].header.Get("webhook-signature"), sig)
+			}
+			// The e-mail for the same reminder speaks for the same brand in the same language.
+			email := newTestEmail(t, nil, func(o *EmailOptions) { o.Brands = tt.brands })
+			msg, b, err := email.render(r, testClock)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if msg.Subject != tt.wantEmailSubject {
+				t.Errorf("e-mail subject %q, want %q", msg.Subject, tt.wantEmailSubject)
+			}
+			if wantBrand := tt.want["brand"]; wantBrand != "" && b.ID != wantBrand {
+				t.Errorf("e-mail brand %s, webhook brand %s", b.ID, wantBrand)
+			}
+		})
 	}
 }
 

@@ -3,6 +3,8 @@ package notify
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"net/http"
 	"net/url"
 	"regexp"
 	"strings"
@@ -294,5 +296,51 @@ func TestRecheckBeforeReminding(t *testing.T) {
 	}
 	if got := e.inquiry(t, done.ID); got.RemindersDropped != OutcomeNotResumable {
 		t.Errorf("finished inquiry's reminders dropped %q, want %q", got.RemindersDropped, OutcomeNotResumable)
+	}
+}
+
+// TestWinbackWebhookBrandAndLocale: a win-back through the webhook channel keeps the
+// reminder's type, says stage "winback", and carries the inquiry's template, the brand
+// picked for it and its locale (from the locale field, else the brand's default), like a
+// reminder's body.
+func TestWinbackWebhookBrandAndLocale(t *testing.T) {
+	e := winbackEnv(t)
+	e.localeField = "locale"
+	acme := e.pending(t, personatest.InquiryParams{EmailAddress: "a@example.com", ReferenceID: "user-a", TemplateID: "itmpl_acme", Locale: "es-MX"})
+	globex := e.pending(t, personatest.InquiryParams{ReferenceID: "globex-9"})
+	e.clock.Add(25 * time.Hour)
+	e.sim.Advance(0)
+	e.sync(t)
+	e.clock.Add(2 * time.Minute)
+
+	srv, got := receiver(t, http.StatusNoContent, 0)
+	wh := newTestWebhook(t, srv.URL, func(o *WebhookOptions) { o.Brands = testBrands(t) })
+	w := e.winback(t, func(o *WinbackOptions) { o.Channels = []Channel{wh} })
+	if out := once(t, w); out[acme.ID] != WinbackSent || out[globex.ID] != WinbackSent {
+		t.Fatalf("outcomes %v, want both sent", out)
+	}
+	want := map[string]map[string]any{
+		acme.ID:   {"type": ReminderEventType, "stage": WinbackStage, "template_id": "itmpl_acme", "locale": "es", "brand": "acme"},
+		globex.ID: {"type": ReminderEventType, "stage": WinbackStage, "template_id": "itmpl_simulator", "locale": "de", "brand": "globex"},
+	}
+	ds := got()
+	if len(ds) != 2 {
+		t.Fatalf("%d deliveries, want 2", len(ds))
+	}
+	for _, d := range ds {
+		var body map[string]any
+		if err := json.Unmarshal(d.body, &body); err != nil {
+			t.Fatal(err)
+		}
+		id, _ := body["inquiry_id"].(string)
+		w, ok := want[id]
+		if !ok {
+			t.Fatalf("delivery for unknown inquiry: %s", d.body)
+		}
+		for k, v := range w {
+			if body[k] != v {
+				t.Errorf("%s: body[%s] = %v, want %v", id, k, body[k], v)
+			}
+		}
 	}
 }

@@ -50,6 +50,7 @@ func newChannels(cfg *config, logger *slog.Logger, reg prometheus.Registerer) ([
 			ch, err := notify.NewWebhookChannel(notify.WebhookOptions{
 				URL:        cfg.NotifyWebhookURL,
 				Secret:     cfg.NotifyWebhookSecret,
+				Brands:     cfg.Brands,
 				Logger:     logger,
 				Registerer: reg,
 			})
