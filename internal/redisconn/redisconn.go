@@ -16,6 +16,10 @@
 //	    [?sentinel_username=u&sentinel_password=p&option=value...]     primary named mymaster, found through Sentinel
 //	rediss+sentinel://...                                              the same over TLS (Sentinels and Redis)
 //
+// A rediss URL verifies the servers' certificates against the system's roots; a private
+// certificate authority and a client certificate (for tls-auth-clients yes) are files, given
+// to NewWithTLS as TLSFiles (RESUMER_REDIS_TLS_CA_FILE, _CERT_FILE and _KEY_FILE).
+//
 // In the Sentinel form the user and password before '@' are the Redis primary's and replicas'
 // (AUTH to the data nodes); the Sentinels' own credentials, when they have any, are the
 // sentinel_username and sentinel_password query parameters.
@@ -77,16 +81,19 @@ func Parse(rawURL string) (*redis.UniversalOptions, Mode, error) {
 // New parses rawURL (see Parse) and returns a client for it: a *redis.Client for a single
 // node or Sentinel, a *redis.ClusterClient for a cluster. It does not contact Redis; the
 // first command does, and fails when Redis is unreachable. The caller closes the client.
+// A rediss URL verifies servers against the system's roots; NewWithTLS takes a private CA
+// and a client certificate.
 func New(rawURL string) (redis.UniversalClient, Mode, error) {
-	opts, mode, err := Parse(rawURL)
-	if err != nil {
-		return nil, "", err
-	}
+	return NewWithTLS(rawURL, TLSFiles{})
+}
+
+// newClient makes the universal client for opts, with reloadOnFailure on a cluster client.
+func newClient(opts *redis.UniversalOptions) redis.UniversalClient {
 	c := redis.NewUniversalClient(opts)
 	if cc, ok := c.(*redis.ClusterClient); ok {
 		cc.AddHook(reloadOnFailure{cc})
 	}
-	return c, mode, nil
+	return c
 }
 
 // reloadOnFailure is a hook of a cluster client that asks for the slot map again whenever a

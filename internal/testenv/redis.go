@@ -3,6 +3,7 @@ package testenv
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -36,12 +37,12 @@ func RedisURL(tb testing.TB) string {
 			redisURL = u
 			return
 		}
-		if ping("redis://127.0.0.1:6379/0") == nil {
+		if ping("redis://127.0.0.1:6379/0", nil) == nil {
 			redisURL = "redis://127.0.0.1:6379/0"
 			return
 		}
 		var srv *RedisServer
-		srv, redisErr = startRedisServer("", false)
+		srv, redisErr = startRedisServer("", false, nil)
 		if redisErr == nil {
 			redisURL = srv.URL()
 		}
@@ -115,8 +116,22 @@ type RedisServer struct {
 	port int
 	dir  string
 	aof  bool
+	tls  *RedisTLS // nil: plain TCP
 	mu   sync.Mutex
 	proc *redisProc
+}
+
+// RedisTLS is what StartRedisTLS needs to start a redis-server that speaks only TLS.
+type RedisTLS struct {
+	// CertFile and KeyFile are the server's certificate and key (PEM); CAFile is the PEM
+	// bundle the server checks client certificates against (tls-ca-cert-file, which
+	// redis-server requires even when it asks for none).
+	CertFile, KeyFile, CAFile string
+	// AuthClients is redis-server's tls-auth-clients: "no", "optional" or "yes" (empty: no).
+	AuthClients string
+	// Client is how the helper connects to check that the server is up: it trusts the
+	// server's CA and, when AuthClients is yes, carries a client certificate.
+	Client *tls.Config
 }
 
 // StartRedis starts a private redis-server on a free loopback port (no persistence) and stops
@@ -126,9 +141,33 @@ func StartRedis(tb testing.TB) *RedisServer {
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		tb.Skip("redis-server not installed")
 	}
-	s, err := startRedisServer(tb.TempDir(), false)
+	s, err := startRedisServer(tb.TempDir(), false, nil)
 	if err != nil {
 		tb.Fatalf("start redis-server: %v", err)
+	}
+	tb.Cleanup(s.Stop)
+	return s
+}
+
+// StartRedisTLS starts a private redis-server that accepts only TLS connections (port 0, its
+// tls-port a free loopback port), configured by t, and stops it when the test ends. Its URL
+// is a rediss:// one. It skips the test when redis-server is not installed and fails it when
+// the server does not start or does not answer t.Client over TLS (a redis-server built
+// without TLS exits at once on the tls options).
+func StartRedisTLS(tb testing.TB, t RedisTLS) *RedisServer {
+	tb.Helper()
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		tb.Skip("redis-server not installed")
+	}
+	if t.CertFile == "" || t.KeyFile == "" || t.CAFile == "" || t.Client == nil {
+		tb.Fatal("StartRedisTLS: want CertFile, KeyFile, CAFile and Client")
+	}
+	if t.AuthClients == "" {
+		t.AuthClients = "no"
+	}
+	s, err := startRedisServer(tb.TempDir(), false, &t)
+	if err != nil {
+		tb.Fatalf("start redis-server with TLS: %v", err)
 	}
 	tb.Cleanup(s.Stop)
 	return s
@@ -142,7 +181,7 @@ func StartRedisAOF(tb testing.TB) *RedisServer {
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		tb.Skip("redis-server not installed")
 	}
-	s, err := startRedisServer(tb.TempDir(), true)
+	s, err := startRedisServer(tb.TempDir(), true, nil)
 	if err != nil {
 		tb.Fatalf("start redis-server: %v", err)
 	}
@@ -150,8 +189,13 @@ func StartRedisAOF(tb testing.TB) *RedisServer {
 	return s
 }
 
-// URL is the server's redis:// URL.
-func (s *RedisServer) URL() string { return fmt.Sprintf("redis://127.0.0.1:%d/0", s.port) }
+// URL is the server's redis:// URL, or rediss:// for a server StartRedisTLS started.
+func (s *RedisServer) URL() string {
+	if s.tls != nil {
+		return fmt.Sprintf("rediss://127.0.0.1:%d/0", s.port)
+	}
+	return fmt.Sprintf("redis://127.0.0.1:%d/0", s.port)
+}
 
 // Addr is the server's host:port.
 func (s *RedisServer) Addr() string { return "127.0.0.1:" + strconv.Itoa(s.port) }
@@ -175,7 +219,7 @@ func (s *RedisServer) Restart(tb testing.TB) {
 	if s.proc != nil {
 		return
 	}
-	p, err := launchRedis(s.port, s.dir, s.aof)
+	p, err := launchRedis(s.port, s.dir, s.aof, s.tls)
 	if err != nil {
 		tb.Fatalf("restart redis-server: %v", err)
 	}
@@ -185,7 +229,7 @@ func (s *RedisServer) Restart(tb testing.TB) {
 // startRedisServer starts a redis-server under dir (a new temporary directory when empty) on
 // a free loopback port, on another one when the process exits at once (the port was taken
 // after freePort checked it), up to 5 tries.
-func startRedisServer(dir string, aof bool) (*RedisServer, error) {
+func startRedisServer(dir string, aof bool, t *RedisTLS) (*RedisServer, error) {
 	if dir == "" {
 		var err error
 		if dir, err = os.MkdirTemp("", "resumer-redis-"); err != nil {
@@ -196,8 +240,8 @@ func startRedisServer(dir string, aof bool) (*RedisServer, error) {
 	for range 5 {
 		port := freePort()
 		var p *redisProc
-		if p, err = launchRedis(port, dir, aof); err == nil {
-			return &RedisServer{port: port, dir: dir, aof: aof, proc: p}, nil
+		if p, err = launchRedis(port, dir, aof, t); err == nil {
+			return &RedisServer{port: port, dir: dir, aof: aof, tls: t, proc: p}, nil
 		}
 		if !errors.Is(err, errRedisExited) {
 			return nil, err
@@ -222,11 +266,23 @@ func (p *redisProc) kill() {
 // often because its port was taken ("Address already in use").
 var errRedisExited = errors.New("redis-server exited")
 
-// launchRedis starts redis-server on port and waits until it answers, checking by its
-// process id that the server answering is this one (not another that took the port).
-func launchRedis(port int, dir string, aof bool) (*redisProc, error) {
-	args := []string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "",
+// launchRedis starts redis-server on port (with t: TLS only, on port as its tls-port) and
+// waits until it answers, checking by its process id that the server answering is this one
+// (not another that took the port).
+func launchRedis(port int, dir string, aof bool, t *RedisTLS) (*redisProc, error) {
+	args := []string{"--bind", "127.0.0.1", "--save", "",
 		"--appendonly", "no", "--dir", dir, "--daemonize", "no"}
+	url := fmt.Sprintf("redis://127.0.0.1:%d/0", port)
+	var client *tls.Config
+	if t == nil {
+		args = append(args, "--port", strconv.Itoa(port))
+	} else {
+		args = append(args, "--port", "0", "--tls-port", strconv.Itoa(port),
+			"--tls-cert-file", t.CertFile, "--tls-key-file", t.KeyFile,
+			"--tls-ca-cert-file", t.CAFile, "--tls-auth-clients", t.AuthClients)
+		url = fmt.Sprintf("rediss://127.0.0.1:%d/0", port)
+		client = t.Client
+	}
 	if aof {
 		args = append(args, "--appendonly", "yes", "--appendfsync", "always")
 	}
@@ -239,7 +295,6 @@ func launchRedis(port int, dir string, aof bool) (*redisProc, error) {
 	}
 	p := &redisProc{cmd: cmd, exited: make(chan struct{})}
 	go func() { cmd.Wait(); close(p.exited) }()
-	url := fmt.Sprintf("redis://127.0.0.1:%d/0", port)
 	pid := "process_id:" + strconv.Itoa(cmd.Process.Pid) + "\r\n"
 	deadline := time.Now().Add(20 * time.Second)
 	for {
@@ -248,7 +303,7 @@ func launchRedis(port int, dir string, aof bool) (*redisProc, error) {
 			return nil, fmt.Errorf("redis-server on port %d: %w: %s\n%s", port, errRedisExited, cmd.ProcessState, out.String())
 		default:
 		}
-		err := ping(url, pid)
+		err := ping(url, client, pid)
 		if err == nil {
 			return p, nil
 		}
@@ -261,11 +316,15 @@ func launchRedis(port int, dir string, aof bool) (*redisProc, error) {
 }
 
 // ping checks that the server at url answers; when pid is set ("process_id:N\r\n"), that
-// INFO server names that process.
-func ping(url string, pid ...string) error {
+// INFO server names that process. tlsConfig, when not nil, replaces the TLS configuration of
+// a rediss url.
+func ping(url string, tlsConfig *tls.Config, pid ...string) error {
 	opts, err := redis.ParseURL(url)
 	if err != nil {
 		return err
+	}
+	if tlsConfig != nil {
+		opts.TLSConfig = tlsConfig
 	}
 	opts.DialTimeout = 300 * time.Millisecond
 	opts.MaxRetries = -1
