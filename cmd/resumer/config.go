@@ -46,6 +46,8 @@ type config struct {
 	// RedisReplicaAcks is how many replicas must acknowledge each write; -1 (auto): one on a
 	// Cluster or Sentinel URL, none on a single node.
 	RedisReplicaAcks int
+	// RedisTLS names the CA and client certificate files of a rediss URL (zero: none).
+	RedisTLS redisconn.TLSFiles
 
 	WebhookSecrets   [][]byte
 	WebhookTolerance time.Duration
@@ -195,6 +197,27 @@ var settings = []setting{
 			}
 			c.RedisURL = v
 			return nil
+		}},
+	{env: "RESUMER_REDIS_TLS_CA_FILE", usage: "PEM file of the CA(s) that sign the Redis servers' (and Sentinels') certificates, trusted instead of the system's roots; needs a rediss URL",
+		set: func(c *config, v string) error {
+			c.RedisTLS.CAFile = v
+			if v == "" {
+				return nil
+			}
+			return checkRedisTLS(c.RedisURL, redisconn.TLSFiles{CAFile: v})
+		}},
+	{env: "RESUMER_REDIS_TLS_CERT_FILE", usage: "PEM client certificate sent to Redis servers that ask for one (tls-auth-clients yes); needs RESUMER_REDIS_TLS_KEY_FILE and a rediss URL",
+		set: func(c *config, v string) error {
+			c.RedisTLS.CertFile = v
+			return nil
+		}},
+	{env: "RESUMER_REDIS_TLS_KEY_FILE", usage: "PEM private key of RESUMER_REDIS_TLS_CERT_FILE",
+		set: func(c *config, v string) error {
+			c.RedisTLS.KeyFile = v
+			if v == "" && c.RedisTLS.CertFile == "" {
+				return nil
+			}
+			return checkRedisTLS(c.RedisURL, redisconn.TLSFiles{CertFile: c.RedisTLS.CertFile, KeyFile: v})
 		}},
 	{env: "RESUMER_REDIS_REPLICA_ACKS", def: "auto", usage: "replicas that must acknowledge every write (Redis WAIT, up to 500ms) before an event is acked or a reminder sent; auto: 1 on a Cluster or Sentinel URL, 0 on one node",
 		set: func(c *config, v string) error {
@@ -427,6 +450,16 @@ var settings = []setting{
 	{env: "RESUMER_LOG_LEVEL", def: "info", usage: "debug, info, warn or error",
 		set: func(c *config, v string) error { return c.LogLevel.UnmarshalText([]byte(v)) }},
 	{env: "RESUMER_SHUTDOWN_TIMEOUT", def: "20s", usage: "grace period for draining on SIGTERM", set: setDuration(time.Second, func(c *config) *time.Duration { return &c.ShutdownTimeout })},
+}
+
+// checkRedisTLS reports whether files can be applied to the Redis URL: it is a rediss one
+// and the files load (see redisconn.TLSFiles.Apply).
+func checkRedisTLS(redisURL string, files redisconn.TLSFiles) error {
+	opts, _, err := redisconn.Parse(redisURL)
+	if err != nil {
+		return fmt.Errorf("RESUMER_REDIS_URL: %w", err)
+	}
+	return files.Apply(opts)
 }
 
 // flagName turns RESUMER_HTTP_ADDR into http-addr.

@@ -142,7 +142,7 @@ func devCommand(ctx context.Context, args []string, getenv func(string) string, 
 // returned stop function stops it. An explicitly configured URL that does not answer, or no
 // redis-server to start, is an error that says what to do.
 func ensureDevRedis(ctx context.Context, cfg *config, dir string, logger *slog.Logger) (stop func(), note string, err error) {
-	err = pingRedis(ctx, cfg.RedisURL)
+	err = pingRedis(ctx, cfg.RedisURL, cfg.RedisTLS)
 	if err == nil {
 		return func() {}, "", nil
 	}

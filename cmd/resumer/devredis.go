@@ -24,12 +24,15 @@ var errNoRedis = errors.New("no Redis answers and redis-server is not installed:
 	"install it (Debian/Ubuntu: apt-get install redis-server; macOS: brew install redis) " +
 	"or point RESUMER_REDIS_URL at a running Redis")
 
-// pingRedis reports whether the Redis deployment at rawURL (one node, Sentinel or Cluster)
-// answers within a second.
-func pingRedis(ctx context.Context, rawURL string) error {
+// pingRedis reports whether the Redis deployment at rawURL (one node, Sentinel or Cluster),
+// reached with the TLS files tlsFiles, answers within a second.
+func pingRedis(ctx context.Context, rawURL string, tlsFiles redisconn.TLSFiles) error {
 	opts, _, err := redisconn.Parse(rawURL)
 	if err != nil {
 		return fmt.Errorf("RESUMER_REDIS_URL: %w", err)
+	}
+	if err := tlsFiles.Apply(opts); err != nil {
+		return fmt.Errorf("RESUMER_REDIS_TLS_*_FILE: %w", err)
 	}
 	opts.DialTimeout = 500 * time.Millisecond
 	opts.MaxRetries = -1
@@ -79,7 +82,7 @@ func startDevRedis(ctx context.Context, dir string, logw io.Writer) (*devRedis, 
 	deadline := time.NewTimer(15 * time.Second)
 	defer deadline.Stop()
 	for {
-		if pingRedis(ctx, r.url) == nil {
+		if pingRedis(ctx, r.url, redisconn.TLSFiles{}) == nil {
 			return r, nil
 		}
 		select {

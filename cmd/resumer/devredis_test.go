@@ -37,14 +37,14 @@ func TestDevStartsPrivateRedis(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := pingRedis(ctx, cfg.RedisURL); err != nil {
+	if err := pingRedis(ctx, cfg.RedisURL, cfg.RedisTLS); err != nil {
 		t.Fatalf("the private redis-server does not answer at %s: %v", cfg.RedisURL, err)
 	}
 	if !strings.Contains(note, dir) {
 		t.Errorf("note %q does not say where the data is", note)
 	}
 	stop()
-	if err := pingRedis(ctx, cfg.RedisURL); err == nil {
+	if err := pingRedis(ctx, cfg.RedisURL, cfg.RedisTLS); err == nil {
 		t.Errorf("the private redis-server still answers after stop")
 	}
 	if _, err := os.Stat(filepath.Join(dir, "redis.log")); err != nil {

@@ -299,11 +299,15 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, stdout io.Writ
 }
 
 // openRedis returns a client of the Redis deployment RESUMER_REDIS_URL names (one node, a
-// Cluster or Sentinel; see internal/redisconn). It fails only on a bad URL, naming the variable.
+// Cluster or Sentinel; see internal/redisconn), with the RESUMER_REDIS_TLS_* files. It fails
+// only on a bad URL or TLS file, naming the variables.
 func openRedis(cfg *config) (redis.UniversalClient, error) {
-	rdb, _, err := redisconn.New(cfg.RedisURL)
+	rdb, _, err := redisconn.NewWithTLS(cfg.RedisURL, cfg.RedisTLS)
 	if err != nil {
-		return nil, fmt.Errorf("RESUMER_REDIS_URL: %w", err)
+		if cfg.RedisTLS.IsZero() {
+			return nil, fmt.Errorf("RESUMER_REDIS_URL: %w", err)
+		}
+		return nil, fmt.Errorf("RESUMER_REDIS_URL with RESUMER_REDIS_TLS_*_FILE: %w", err)
 	}
 	return rdb, nil
 }
