@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -19,6 +20,13 @@ type NATSBinary struct {
 	URL string
 	// Version is what `nats-server --version` printed, e.g. "v2.9.10".
 	Version string
+
+	tb   testing.TB
+	bin  string
+	args []string
+	addr string
+	mu   sync.Mutex
+	cmd  *exec.Cmd
 }
 
 // StartNATSBinary spawns `nats-server -js -sd <tempdir>` on a free loopback port and kills it
@@ -37,29 +45,62 @@ func StartNATSBinary(tb testing.TB) *NATSBinary {
 	}
 	version := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(string(out)), "nats-server:"))
 	port := freePort()
-	cmd := exec.Command(bin, "-a", "127.0.0.1", "-p", strconv.Itoa(port), "-js", "-sd", tb.TempDir())
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	cmd.Stdout = tb.Output()
-	cmd.Stderr = tb.Output()
-	if err := cmd.Start(); err != nil {
-		tb.Fatalf("start nats-server: %v", err)
+	n := &NATSBinary{tb: tb, bin: bin, Version: version, addr: "127.0.0.1:" + strconv.Itoa(port),
+		args: []string{"-a", "127.0.0.1", "-p", strconv.Itoa(port), "-js", "-sd", tb.TempDir()}}
+	n.URL = "nats://" + n.addr
+	tb.Cleanup(n.Kill)
+	if err := n.start(); err != nil {
+		tb.Fatal(err)
 	}
-	tb.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
-	addr := "127.0.0.1:" + strconv.Itoa(port)
+	return n
+}
+
+// start spawns the server and waits up to 10 s for it to accept connections.
+func (n *NATSBinary) start() error {
+	cmd := exec.Command(n.bin, n.args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.Stdout = n.tb.Output()
+	cmd.Stderr = n.tb.Output()
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start nats-server: %w", err)
+	}
+	n.mu.Lock()
+	n.cmd = cmd
+	n.mu.Unlock()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		c, err := net.DialTimeout("tcp", n.addr, 200*time.Millisecond)
 		if err == nil {
 			c.Close()
-			break
+			return nil
 		}
 		if time.Now().After(deadline) {
-			tb.Fatalf("nats-server %s on %s not answering: %v", version, addr, err)
+			return fmt.Errorf("nats-server %s on %s not answering: %w", n.Version, n.addr, err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return &NATSBinary{URL: fmt.Sprintf("nats://%s", addr), Version: version}
+}
+
+// Kill sends the server SIGKILL (no shutdown, no flush: what a crash of the process does)
+// and waits for it to exit; a server already killed is left alone.
+func (n *NATSBinary) Kill() {
+	n.mu.Lock()
+	cmd := n.cmd
+	n.cmd = nil
+	n.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+}
+
+// Restart starts a killed server again on the same port with the same store directory; it
+// fails the test when the server does not come back within 10 seconds.
+func (n *NATSBinary) Restart() {
+	n.tb.Helper()
+	n.Kill()
+	if err := n.start(); err != nil {
+		n.tb.Fatal(err)
+	}
 }
