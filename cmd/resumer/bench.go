@@ -38,6 +38,7 @@ func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	natsURL := fs.String("nats-url", "", "NATS server to use instead of an embedded one (no other stream may claim persona.events.>)")
 	inprocLoadgen := fs.Bool("inprocess-loadgen", false, "ingest: post the webhooks from this process instead of a load generator process of its own (its CPU is then counted against the receiver)")
 	natsSync := fs.String("nats-sync", "", "embedded NATS sync_interval: always or a duration (default: nats-server's, 2m)")
+	natsReplicas := fs.Int("nats-replicas", 1, "embedded NATS: a loopback cluster of this many servers, streams with as many replicas (3: R3, what the Kubernetes deployment runs)")
 	clusterURL := fs.String("cluster-url", "", "cluster: the Redis Cluster to measure (default: a loopback cluster the run starts)")
 	clusterEvents := fs.Int("cluster-events", d.Cluster.Events, "cluster: events applied per phase")
 	failovers := fs.Int("failovers", d.Cluster.Failovers, "cluster: failovers timed per deployment (0: none)")
@@ -86,6 +87,13 @@ func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		}
 		o.Loadgen = []string{exe, "bench", "_loadgen"}
 	}
+	if *natsReplicas < 1 {
+		return fmt.Errorf("bench: --nats-replicas %d: want 1 or more", *natsReplicas)
+	}
+	if *natsReplicas > 1 && *natsSync != "" {
+		return errors.New("bench: --nats-sync applies to one embedded server, not to the cluster of --nats-replicas")
+	}
+	o.NATSReplicas = *natsReplicas
 	if *natsSync != "" {
 		sync, err := eventstream.ParseSync(*natsSync)
 		if err != nil {

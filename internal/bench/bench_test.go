@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/resumer/resumer/internal/clustertest"
+	"github.com/resumer/resumer/internal/eventstream"
 	"github.com/resumer/resumer/internal/testenv"
 	"github.com/resumer/resumer/persona"
 	"github.com/resumer/resumer/webhook"
@@ -169,5 +170,47 @@ func TestClusterScenario(t *testing.T) {
 		if v := tables["failover"].Metrics[m]; !(v > 0) {
 			t.Errorf("failover: %s = %v", m, v)
 		}
+	}
+}
+
+// TestRunIngestOnNATSCluster runs the quick ingest and e2e scenarios against a loopback
+// cluster of three embedded NATS servers (Options.NATSReplicas): the streams are R3, the
+// receiver's events are stored and applied, and the report says what NATS it measured.
+func TestRunIngestOnNATSCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a NATS cluster")
+	}
+	o := Default().Quick()
+	o.RedisURL = testenv.RedisURL(t)
+	o.NATSReplicas = 3
+	o.Scenarios = []string{"ingest", "e2e"}
+	o.Ingest.LatencyWindows = 0
+	var progress bytes.Buffer
+	o.Progress = &progress
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	rep, err := Run(ctx, o)
+	if err != nil {
+		t.Fatalf("run: %v\nprogress:\n%s", err, progress.String())
+	}
+	if !strings.Contains(rep.Machine.NATS, "cluster of 3") || !strings.Contains(rep.Machine.NATS, "R3") {
+		t.Errorf("report says NATS %q, want the cluster of 3 with R3 streams", rep.Machine.NATS)
+	}
+	for _, tb := range rep.Tables {
+		switch tb.Scenario {
+		case "ingest":
+			if !(tb.Metrics["receiver_rate"] > 0) || !(tb.Metrics["baseline_rate"] > 0) {
+				t.Errorf("ingest on R3: %v", tb.Metrics)
+			}
+		case "e2e":
+			if tb.Metrics["lost"] != 0 || tb.Metrics["dead_lettered"] != 0 || !(tb.Metrics["rate"] > 0) {
+				t.Errorf("e2e on R3: %v", tb.Metrics)
+			}
+		}
+	}
+
+	o.NATSSync = eventstream.Sync{Always: true}
+	if _, err := Run(ctx, o); err == nil || !strings.Contains(err.Error(), "sync_interval") {
+		t.Errorf("a sync_interval with the cluster: err = %v, want a refusal", err)
 	}
 }

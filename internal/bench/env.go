@@ -50,6 +50,9 @@ type env struct {
 	natsURL string
 	// natsSync is the embedded NATS server's sync_interval.
 	natsSync eventstream.Sync
+	// replicas is the replica count of the run's streams (Options.NATSReplicas; 1 on one
+	// server).
+	replicas int
 	// loadgen is the argv of a load generator process (Options.Loadgen); nil: in-process.
 	loadgen []string
 	// corpusPath is the ingest corpus written for the load generator process, and
@@ -110,7 +113,7 @@ func (e *env) ensureStream(ctx context.Context, name string) error {
 			case <-time.After(time.Duration(attempt) * 200 * time.Millisecond):
 			}
 		}
-		_, err = eventstream.Ensure(ctx, e.js, eventstream.Config{Name: name, DedupWindow: 10 * time.Minute})
+		_, err = eventstream.Ensure(ctx, e.js, eventstream.Config{Name: name, DedupWindow: 10 * time.Minute, Replicas: e.replicas})
 		var apiErr *jetstream.APIError
 		if err == nil || !errors.As(err, &apiErr) || apiErr.Code != 500 {
 			break
@@ -209,6 +212,9 @@ func (e *env) machine(ctx context.Context, embedded bool) Machine {
 	if embedded {
 		m.NATS = "embedded " + server.VERSION
 		m.NATSSync = e.natsSync.String()
+		if e.replicas > 1 {
+			m.NATS = fmt.Sprintf("embedded cluster of %d × %s, streams R%d", e.replicas, server.VERSION, e.replicas)
+		}
 	}
 	if info, err := e.rdb.InfoMap(ctx, "server").Result(); err == nil {
 		m.RedisVersion = info["Server"]["redis_version"]

@@ -13,6 +13,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/resumer/resumer/internal/clustertest"
 	"github.com/resumer/resumer/internal/eventstream"
 	"github.com/resumer/resumer/internal/redisconn"
 )
@@ -35,6 +36,12 @@ type Options struct {
 	// NATSSync is the embedded NATS server's sync_interval; the zero value is nats-server's
 	// default (every two minutes). Ignored with NATSURL.
 	NATSSync eventstream.Sync
+	// NATSReplicas above 1 replaces the embedded server with a loopback cluster of that many
+	// embedded servers (internal/clustertest), and every stream of the run gets that many
+	// replicas (R3 with 3): what the Kubernetes deployment chooses, measured. It cannot be
+	// combined with NATSSync (the cluster's servers keep nats-server's default). Ignored
+	// with NATSURL.
+	NATSReplicas int
 	// Loadgen, when set, is the command line of a load generator process (resumer bench
 	// _loadgen, which runs LoadgenMain): the ingest scenario's throughput phases post their
 	// webhooks from it, so that the CPU time measured in this process is the receiver's and
@@ -125,7 +132,23 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 
 	embedded := o.NATSURL == ""
 	e.natsURL, e.natsSync, e.loadgen = o.NATSURL, o.NATSSync, o.Loadgen
-	if embedded {
+	e.replicas = 1
+	if embedded && o.NATSReplicas > 1 {
+		if o.NATSSync != (eventstream.Sync{}) {
+			return nil, errors.New("bench: a NATS sync_interval cannot be set for the embedded cluster (NATSReplicas > 1)")
+		}
+		dir, err := tempDir(run)
+		if err != nil {
+			return nil, err
+		}
+		defer removeAll(dir, e.log)
+		c, err := clustertest.StartNATSCluster(ctx, filepath.Join(dir, "nats"), o.NATSReplicas)
+		if err != nil {
+			return nil, fmt.Errorf("start a NATS cluster of %d: %w", o.NATSReplicas, err)
+		}
+		defer c.Close()
+		e.natsURL, e.replicas = c.URL(), o.NATSReplicas
+	} else if embedded {
 		dir, err := tempDir(run)
 		if err != nil {
 			return nil, err
