@@ -9,6 +9,7 @@ package clustertest
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -48,7 +49,8 @@ func RequireBinaries() error {
 type RedisNode struct {
 	Port int
 	dir  string
-	argv []string // after the binary
+	argv []string    // after the binary
+	tls  *tls.Config // nil: plain TCP; else the node speaks only TLS and this is how to dial it
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -59,9 +61,13 @@ type RedisNode struct {
 func (n *RedisNode) Addr() string { return "127.0.0.1:" + strconv.Itoa(n.Port) }
 
 // Client returns a client of this node alone (no cluster redirection), which the caller
-// closes.
+// closes. For a node started with TLS it dials TLS with the configuration it was started with.
 func (n *RedisNode) Client() *redis.Client {
-	return redis.NewClient(&redis.Options{Addr: n.Addr(), DialTimeout: time.Second, MaxRetries: -1})
+	opts := &redis.Options{Addr: n.Addr(), DialTimeout: time.Second, MaxRetries: -1}
+	if n.tls != nil {
+		opts.TLSConfig = n.tls.Clone()
+	}
+	return redis.NewClient(opts)
 }
 
 // Alive reports whether the node's process is running (it was not killed).
@@ -134,8 +140,9 @@ func (n *RedisNode) Start() error {
 	}
 }
 
-// newNode prepares (does not start) a node on a free port with its own directory under dir.
-func newNode(dir, name string, offsets []int, argv func(port int, dir string) []string) (*RedisNode, error) {
+// newNode prepares (does not start) a node on a free port with its own directory under dir;
+// with tlsCfg not nil, a node that speaks only TLS, dialled with tlsCfg.
+func newNode(dir, name string, offsets []int, tlsCfg *tls.Config, argv func(port int, dir string) []string) (*RedisNode, error) {
 	port, err := FreePort(offsets...)
 	if err != nil {
 		return nil, err
@@ -144,7 +151,7 @@ func newNode(dir, name string, offsets []int, argv func(port int, dir string) []
 	if err := os.MkdirAll(d, 0o700); err != nil {
 		return nil, err
 	}
-	return &RedisNode{Port: port, dir: d, argv: argv(port, d)}, nil
+	return &RedisNode{Port: port, dir: d, argv: argv(port, d), tls: tlsCfg}, nil
 }
 
 // Ports are picked at random in [portLow, portHigh): below the kernel's ephemeral range
@@ -187,10 +194,16 @@ var errExited = errors.New("redis-server exited")
 // startNode prepares and starts a node (newNode, then Start), on another free port when the
 // process exited at once (its port or bus port taken meanwhile), up to 5 tries.
 func startNode(dir, name string, offsets []int, argv func(port int, dir string) []string) (*RedisNode, error) {
+	return startNodeTLS(dir, name, offsets, nil, argv)
+}
+
+// startNodeTLS is startNode for a node that speaks only TLS (argv sets its tls-port and
+// files), checked and dialled with tlsCfg; with tlsCfg nil it is startNode.
+func startNodeTLS(dir, name string, offsets []int, tlsCfg *tls.Config, argv func(port int, dir string) []string) (*RedisNode, error) {
 	var err error
 	for range 5 {
 		var n *RedisNode
-		if n, err = newNode(dir, name, offsets, argv); err != nil {
+		if n, err = newNode(dir, name, offsets, tlsCfg, argv); err != nil {
 			return nil, err
 		}
 		if n.argv == nil {

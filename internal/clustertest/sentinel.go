@@ -2,6 +2,8 @@ package clustertest
 
 import (
 	"context"
+	"crypto/tls"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -17,42 +19,91 @@ const MasterName = "mymaster"
 type SentinelSet struct {
 	Data      []*RedisNode // the primary first, as started; Sentinel may promote another
 	Sentinels []*RedisNode
+	tls       bool // every node speaks only TLS (StartSentinelTLS)
+}
+
+// SentinelTLS is what StartSentinelTLS needs to start a Sentinel set that speaks only TLS.
+type SentinelTLS struct {
+	// CertFile and KeyFile are the certificate (for 127.0.0.1) and key every node serves,
+	// and also presents when it dials another node; CAFile is the PEM bundle every node
+	// verifies the others' certificates against (tls-ca-cert-file).
+	CertFile, KeyFile, CAFile string
+	// Client is how the harness dials the nodes: it trusts the CA. The nodes do not ask
+	// clients for certificates (tls-auth-clients no).
+	Client *tls.Config
 }
 
 // StartSentinel starts a primary, a replica and three Sentinels under dir (no persistence,
 // down-after-milliseconds NodeTimeout) and waits until every Sentinel knows the replica and
 // the other two Sentinels, so a failover can be elected. On error it kills what it started.
 func StartSentinel(ctx context.Context, dir string) (*SentinelSet, error) {
+	return startSentinel(ctx, dir, nil)
+}
+
+// StartSentinelTLS is StartSentinel with every node, primary, replica and Sentinels, speaking
+// only TLS with t's files: no plain port (port 0), tls-port on the node's loopback port,
+// replication and the Sentinels' connections to the data nodes and to each other over TLS
+// (tls-replication yes). Its URL is a rediss+sentinel one. It fails as StartSentinel does,
+// and when t misses a file or Client; a redis-server built without TLS exits at once on
+// the tls options and the error carries its output.
+func StartSentinelTLS(ctx context.Context, dir string, t SentinelTLS) (*SentinelSet, error) {
+	if t.CertFile == "" || t.KeyFile == "" || t.CAFile == "" || t.Client == nil {
+		return nil, errors.New("start sentinel over TLS: want CertFile, KeyFile, CAFile and Client")
+	}
+	return startSentinel(ctx, dir, &t)
+}
+
+// startSentinel starts the set, over TLS when t is not nil.
+func startSentinel(ctx context.Context, dir string, t *SentinelTLS) (*SentinelSet, error) {
 	if err := RequireBinaries(); err != nil {
 		return nil, err
 	}
-	s := &SentinelSet{}
+	s := &SentinelSet{tls: t != nil}
+	var client *tls.Config
+	// listen is the node's listening and TLS settings as redis-server arguments.
+	listen := func(port int) []string {
+		if t == nil {
+			return []string{"--port", strconv.Itoa(port)}
+		}
+		return []string{"--port", "0", "--tls-port", strconv.Itoa(port),
+			"--tls-cert-file", t.CertFile, "--tls-key-file", t.KeyFile, "--tls-ca-cert-file", t.CAFile,
+			"--tls-auth-clients", "no", "--tls-replication", "yes"}
+	}
+	if t != nil {
+		client = t.Client
+	}
 	dataArgs := func(extra ...string) func(int, string) []string {
 		return func(port int, d string) []string {
-			return append([]string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", d,
-				"--save", "", "--appendonly", "no", "--daemonize", "no"}, extra...)
+			return append(append(listen(port), "--bind", "127.0.0.1", "--dir", d,
+				"--save", "", "--appendonly", "no", "--daemonize", "no"), extra...)
 		}
 	}
-	primary, err := startNode(dir, "primary", nil, dataArgs())
+	primary, err := startNodeTLS(dir, "primary", nil, client, dataArgs())
 	if err != nil {
 		return nil, err
 	}
 	s.Data = append(s.Data, primary)
-	replica, err := startNode(dir, "replica", nil, dataArgs("--replicaof", "127.0.0.1", strconv.Itoa(primary.Port)))
+	replica, err := startNodeTLS(dir, "replica", nil, client, dataArgs("--replicaof", "127.0.0.1", strconv.Itoa(primary.Port)))
 	if err != nil {
 		s.Close()
 		return nil, err
 	}
 	s.Data = append(s.Data, replica)
 	for i := range 3 {
-		n, err := startNode(dir, "sentinel"+strconv.Itoa(i), nil, func(port int, d string) []string {
+		n, err := startNodeTLS(dir, "sentinel"+strconv.Itoa(i), nil, client, func(port int, d string) []string {
 			conf := filepath.Join(d, "sentinel.conf")
-			body := fmt.Sprintf("port %d\nbind 127.0.0.1\ndir %s\n"+
+			body := fmt.Sprintf("bind 127.0.0.1\ndir %s\n"+
 				"sentinel monitor %s 127.0.0.1 %d 2\n"+
 				"sentinel down-after-milliseconds %s %d\n"+
 				"sentinel failover-timeout %s 10000\n"+
 				"sentinel parallel-syncs %s 1\n",
-				port, d, MasterName, primary.Port, MasterName, NodeTimeout.Milliseconds(), MasterName, MasterName)
+				d, MasterName, primary.Port, MasterName, NodeTimeout.Milliseconds(), MasterName, MasterName)
+			// The listening and TLS settings go in the file too (Sentinel rewrites its file
+			// and keeps what it read there); its lines are the arguments without "--".
+			l := listen(port)
+			for j := 0; j+1 < len(l); j += 2 {
+				body += strings.TrimPrefix(l[j], "--") + " " + l[j+1] + "\n"
+			}
 			if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
 				return nil
 			}
@@ -71,13 +122,18 @@ func StartSentinel(ctx context.Context, dir string) (*SentinelSet, error) {
 	return s, nil
 }
 
-// URL is the set's RESUMER_REDIS_URL (redis+sentinel://s1,s2,s3/mymaster/0).
+// URL is the set's RESUMER_REDIS_URL (redis+sentinel://s1,s2,s3/mymaster/0; rediss+sentinel
+// for a set StartSentinelTLS started).
 func (s *SentinelSet) URL() string {
 	addrs := make([]string, len(s.Sentinels))
 	for i, n := range s.Sentinels {
 		addrs[i] = n.Addr()
 	}
-	return "redis+sentinel://" + strings.Join(addrs, ",") + "/" + MasterName + "/0"
+	scheme := "redis+sentinel://"
+	if s.tls {
+		scheme = "rediss+sentinel://"
+	}
+	return scheme + strings.Join(addrs, ",") + "/" + MasterName + "/0"
 }
 
 // Close kills every process.

@@ -41,6 +41,22 @@ func SentinelT(tb testing.TB) *SentinelSet {
 	return s
 }
 
+// SentinelTLST is SentinelT for a set that speaks only TLS with t's files (see
+// StartSentinelTLS). It skips the test when the Redis binaries are missing and fails it when
+// the set does not start, a redis-server built without TLS included.
+func SentinelTLST(tb testing.TB, t SentinelTLS) *SentinelSet {
+	tb.Helper()
+	skipWithoutBinaries(tb)
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	s, err := StartSentinelTLS(ctx, tb.TempDir(), t)
+	if err != nil {
+		tb.Fatalf("start redis sentinel over TLS: %v", err)
+	}
+	tb.Cleanup(s.Close)
+	return s
+}
+
 // NATSClusterT starts a 3-node in-process NATS cluster with JetStream for the test and stops
 // it when the test ends.
 func NATSClusterT(tb testing.TB) *NATSCluster {
