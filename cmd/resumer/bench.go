@@ -16,6 +16,7 @@ import (
 
 	"github.com/resumer/resumer/internal/bench"
 	"github.com/resumer/resumer/internal/eventstream"
+	"github.com/resumer/resumer/internal/redisconn"
 )
 
 // benchCommand implements `resumer bench [flags] [scenario ...]`: the load generator and
@@ -35,6 +36,9 @@ func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		fs.PrintDefaults()
 	}
 	redisURL := fs.String("redis-url", d.RedisURL, "Redis to write the run's keys to (bench-<run>-..., deleted at the end)")
+	redisCA := fs.String("redis-tls-ca-file", "", "PEM file of the CA(s) that sign the --redis-url servers' certificates, trusted instead of the system's roots; needs a rediss URL")
+	redisCert := fs.String("redis-tls-cert-file", "", "PEM client certificate sent to a --redis-url server that asks for one (with --redis-tls-key-file); needs a rediss URL")
+	redisKey := fs.String("redis-tls-key-file", "", "PEM private key of --redis-tls-cert-file")
 	natsURL := fs.String("nats-url", "", "NATS server to use instead of an embedded one (no other stream may claim persona.events.>)")
 	inprocLoadgen := fs.Bool("inprocess-loadgen", false, "ingest: post the webhooks from this process instead of a load generator process of its own (its CPU is then counted against the receiver)")
 	natsSync := fs.String("nats-sync", "", "embedded NATS sync_interval: always or a duration (default: nats-server's, 2m)")
@@ -80,6 +84,7 @@ func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	o.RedisURL, o.NATSURL, o.Scenarios = *redisURL, *natsURL, fs.Args()
+	o.RedisTLS = redisconn.TLSFiles{CAFile: *redisCA, CertFile: *redisCert, KeyFile: *redisKey}
 	if !*inprocLoadgen {
 		exe, err := os.Executable()
 		if err != nil {

@@ -75,3 +75,50 @@ func TestConfigRedisTLS(t *testing.T) {
 		t.Fatalf("pingRedis (resumer dev's check) over mutual TLS: %v", err)
 	}
 }
+
+// TestBenchRedisTLS runs `resumer bench --quick memory` against a redis-server that speaks
+// only TLS and requires a client certificate, with the --redis-tls-* flags: the run's Redis
+// connection trusts the CA and sends the certificate. Without the client certificate, or
+// with the files beside a plain URL, the run fails at once, before any scenario.
+func TestBenchRedisTLS(t *testing.T) {
+	certs := testenv.NewTLSCerts(t)
+	srv := testenv.StartRedisTLS(t, testenv.RedisTLS{
+		CertFile: certs.ServerCertFile, KeyFile: certs.ServerKeyFile, CAFile: certs.CAFile,
+		AuthClients: "yes", Client: &tls.Config{RootCAs: certs.CA, Certificates: []tls.Certificate{certs.Client}},
+	})
+	bench := func(t *testing.T, args ...string) (string, error) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		var stdout, stderr strings.Builder
+		err := benchCommand(ctx, append([]string{"--quick", "--quiet", "--inprocess-loadgen"}, args...), &stdout, &stderr)
+		if stderr.Len() > 0 {
+			t.Logf("stderr: %s", stderr.String())
+		}
+		return stdout.String(), err
+	}
+
+	t.Run("CA and client certificate", func(t *testing.T) {
+		out, err := bench(t, "--redis-url", srv.URL(), "--redis-tls-ca-file", certs.CAFile,
+			"--redis-tls-cert-file", certs.ClientCertFile, "--redis-tls-key-file", certs.ClientKeyFile, "memory")
+		if err != nil {
+			t.Fatalf("bench memory over TLS: %v\n%s", err, out)
+		}
+		if !strings.Contains(out, "== memory:") || !strings.Contains(out, "0 missed") {
+			t.Errorf("report has no memory table:\n%s", out)
+		}
+	})
+	t.Run("CA only", func(t *testing.T) {
+		_, err := bench(t, "--redis-url", srv.URL()+"?dial_timeout=2s&read_timeout=2s&max_retries=-1",
+			"--redis-tls-ca-file", certs.CAFile, "memory")
+		if err == nil || !strings.Contains(err.Error(), "certificate") {
+			t.Fatalf("bench without the client certificate = %v, want the server's refusal", err)
+		}
+	})
+	t.Run("files beside a plain URL", func(t *testing.T) {
+		_, err := bench(t, "--redis-url", "redis://127.0.0.1:1/0", "--redis-tls-ca-file", certs.CAFile, "memory")
+		if err == nil || !strings.Contains(err.Error(), "redis tls") || !strings.Contains(err.Error(), "without TLS") {
+			t.Fatalf("bench with a CA file and a redis:// URL = %v, want a redis tls error", err)
+		}
+	})
+}

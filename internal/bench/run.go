@@ -30,6 +30,10 @@ type Options struct {
 	// RedisURL is the Redis the run writes to (under keys "bench-<run>-..."), normally
 	// the local one.
 	RedisURL string
+	// RedisTLS completes the TLS of a rediss RedisURL (see redisconn.TLSFiles): a private CA,
+	// a client certificate. The zero value: the system's roots, no client certificate. Run
+	// fails at once when it names a file but RedisURL has no TLS, or a file cannot be loaded.
+	RedisTLS redisconn.TLSFiles
 	// NATSURL, when set, is the NATS server to use instead of an embedded one. No other
 	// stream of its account may claim the events subjects (persona.events.>).
 	NATSURL string
@@ -121,6 +125,9 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	ropts, mode, err := redisconn.Parse(o.RedisURL)
 	if err != nil {
 		return nil, fmt.Errorf("redis url: %w", err)
+	}
+	if err := o.RedisTLS.Apply(ropts); err != nil {
+		return nil, fmt.Errorf("redis tls: %w", err)
 	}
 	ropts.PoolSize = max(ropts.PoolSize, 64)
 	e.rdb = redis.NewUniversalClient(ropts)
