@@ -4,11 +4,15 @@ import (
 	"fmt"
 	"maps"
 	"net"
+	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/resumer/resumer/internal/redisconn"
 )
@@ -55,7 +59,16 @@ func TestComposeClusterProfile(t *testing.T) {
 			t.Errorf("%s: want an exec-form healthcheck", name)
 		}
 		for _, v := range s.Volumes {
-			if src, _, _ := strings.Cut(v, ":"); over.Volumes == nil || !mapHas(over.Volumes, src) {
+			src, _, _ := strings.Cut(v, ":")
+			if strings.HasPrefix(src, "./") {
+				// A file of the repository (paths are relative to docker-compose.yml,
+				// the first -f file).
+				if _, err := os.Stat(filepath.Join(repoRoot(t), src)); err != nil {
+					t.Errorf("%s: bind mount %s: %v", name, src, err)
+				}
+				continue
+			}
+			if over.Volumes == nil || !mapHas(over.Volumes, src) {
 				t.Errorf("%s: volume %s is not declared", name, src)
 			}
 		}
@@ -72,6 +85,7 @@ func TestComposeClusterProfile(t *testing.T) {
 				t.Errorf("%s: want --jetstream, --server_name %s and --cluster_name resumer: %v", name, name, s.Command)
 			}
 			checkDataVolume(t, name, s.composeService, flagValue(s.Command, "store_dir"))
+			checkNATSSync(t, s.composeService)
 		case strings.HasPrefix(name, "sentinel-"):
 			sentinels = append(sentinels, name)
 			script := strings.Join(s.Command, " ")
@@ -247,5 +261,31 @@ func TestKubernetesHAOverlay(t *testing.T) {
 	}
 	if replicas != fmt.Sprint(3) {
 		t.Errorf("overlays/ha RESUMER_STREAM_REPLICAS %q, want 3", replicas)
+	}
+}
+
+// TestShippedNATSConfigs loads the NATS configuration files the compose stacks mount with
+// nats-server's own parser (the embedded server's version; the images run 2.11, and
+// sync_interval needs 2.10 or later): each is a valid configuration, and it sets the
+// sync_interval README "Durability" promises: always for the single server, 1s beside R3.
+func TestShippedNATSConfigs(t *testing.T) {
+	for _, tt := range []struct {
+		file     string
+		always   bool
+		interval time.Duration
+	}{
+		{"nats.conf", true, 0},
+		{"nats-cluster.conf", false, time.Second},
+	} {
+		t.Run(tt.file, func(t *testing.T) {
+			opts, err := server.ProcessConfigFile(filepath.Join(repoRoot(t), "deploy", "nats", tt.file))
+			if err != nil {
+				t.Fatalf("nats-server refuses deploy/nats/%s: %v", tt.file, err)
+			}
+			if opts.SyncAlways != tt.always || (!tt.always && opts.SyncInterval != tt.interval) {
+				t.Errorf("deploy/nats/%s: sync always %v, interval %v; want always %v, interval %v",
+					tt.file, opts.SyncAlways, opts.SyncInterval, tt.always, tt.interval)
+			}
+		})
 	}
 }

@@ -481,9 +481,10 @@ func checkImagePinned(t *testing.T, image string) {
 	}
 }
 
-// checkNATSSync fails unless the single NATS server of the stack fsyncs JetStream before
-// every PubAck, or at least every second (sync_interval in its --config file): with one
-// replica, nats-server's default of two minutes can lose acknowledged events to an OS crash.
+// checkNATSSync fails unless the NATS server s fsyncs JetStream before every PubAck, or at
+// least every second (sync_interval in its --config file): with one replica, nats-server's
+// default of two minutes can lose acknowledged events to an OS crash, and with three, the OS
+// crash of two servers at once.
 func checkNATSSync(t *testing.T, s composeService) {
 	t.Helper()
 	conf := flagValue(s.Command, "config")
@@ -512,7 +513,7 @@ func checkNATSSync(t *testing.T, s composeService) {
 		return
 	}
 	if v := string(m[1]); !syncWithin(v, time.Second) {
-		t.Errorf("nats: sync_interval %s in %s; want always or at most 1s for a single server", v, host)
+		t.Errorf("nats: sync_interval %s in %s; want always or at most 1s", v, host)
 	}
 }
 
