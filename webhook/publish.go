@@ -48,8 +48,7 @@ type startedPublish struct {
 type publishQueue struct {
 	mu      sync.Mutex
 	pending []*queuedPublish
-	spare   []*queuedPublish // the previous batch's slice, reused
-	running bool             // a publishing goroutine is on its way or running
+	running bool // a publishing goroutine is on its way or running
 	// batches and published count what the publishing goroutines did (tests read them).
 	batches, published atomic.Int64
 }
@@ -71,15 +70,9 @@ func (q *publishQueue) take(done []*queuedPublish) []*queuedPublish {
 	defer q.mu.Unlock()
 	if len(q.pending) == 0 {
 		q.running = false
-		if done != nil {
-			q.spare = done[:0]
-		}
 		return nil
 	}
 	batch := q.pending
-	if done == nil {
-		done, q.spare = q.spare, nil
-	}
 	q.pending = done[:0]
 	return batch
 }
