@@ -209,6 +209,27 @@ func TestRunIngestOnNATSCluster(t *testing.T) {
 		}
 	}
 
+	// The streams the run makes on a cluster have that many replicas.
+	nc := clustertest.NATSClusterT(t)
+	conn, js, err := connectNATS(nc.URL(), "bench-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	e := &env{run: "r3test", js: js, replicas: 3, log: t.Logf}
+	name := e.streamName("replicas")
+	if err := e.ensureStream(ctx, name); err != nil {
+		t.Fatal(err)
+	}
+	defer e.deleteStream(name)
+	st, err := js.Stream(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info, err := st.Info(ctx); err != nil || info.Config.Replicas != 3 || info.Cluster == nil || len(info.Cluster.Replicas) != 2 {
+		t.Errorf("stream on the cluster: %+v (%v); want 3 replicas, a leader and 2 followers", info, err)
+	}
+
 	o.NATSSync = eventstream.Sync{Always: true}
 	if _, err := Run(ctx, o); err == nil || !strings.Contains(err.Error(), "sync_interval") {
 		t.Errorf("a sync_interval with the cluster: err = %v, want a refusal", err)
