@@ -10,9 +10,9 @@ import (
 
 // Sentinel errors of the API client. Every error a Client method returns for a failed call
 // matches exactly one of them with errors.Is, so a caller decides once whether to retry,
-// give up or report. ErrRateLimited and ErrUnavailable are transient (IsTransient); the client
-// has already retried them within its MaxElapsed bound before returning them. The others are
-// final: retrying the same call cannot succeed.
+// give up or report. ErrRateLimited, ErrUnavailable and ErrStale are transient (IsTransient);
+// the client has already retried them within its MaxElapsed bound before returning them. The
+// others are final: retrying the same call cannot succeed.
 var (
 	// ErrNotFound: Persona answered 404; the inquiry does not exist in this environment.
 	ErrNotFound = errors.New("persona: not found")
