@@ -3,6 +3,7 @@ package report
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -53,9 +54,16 @@ func TestHandlerFailures(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	body, err := io.ReadAll(resp.Body)
 	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if resp.StatusCode != http.StatusServiceUnavailable {
 		t.Errorf("broken store: %d, want 503", resp.StatusCode)
+	}
+	if strings.Contains(string(body), "connection refused") || strings.Contains(string(body), "6379") {
+		t.Errorf("broken store: the answer leaks the store's error: %q", body)
 	}
 	resp, err = http.Get(srv.URL + "/?since=soon")
 	if err != nil {
