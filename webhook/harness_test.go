@@ -163,6 +163,18 @@ func (h *harness) stored(t *testing.T) uint64 {
 	return info.State.Msgs
 }
 
+// message returns the stream's message at seq.
+func (h *harness) message(t *testing.T, seq uint64) *jetstream.RawStreamMsg {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	msg, err := h.stream.GetMsg(ctx, seq)
+	if err != nil {
+		t.Fatalf("get message %d: %v", seq, err)
+	}
+	return msg
+}
+
 // value returns the counter resumer_webhook_<name>{label=value}, or a histogram's sample
 // count when label is "".
 func (h *harness) value(t *testing.T, name, label, value string) float64 {

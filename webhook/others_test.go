@@ -1,7 +1,6 @@
 package webhook_test
 
 import (
-	"context"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -69,12 +68,7 @@ func TestReceiverStoresEveryPersonaEvent(t *testing.T) {
 			if got := h.value(t, "events_total", "kind", tt.kind); got != kindBefore+1 {
 				t.Errorf("events_total{kind=%q} = %v, want %v", tt.kind, got, kindBefore+1)
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			msg, err := h.stream.GetMsg(ctx, uint64(i+1))
-			if err != nil {
-				t.Fatalf("get message %d: %v", i+1, err)
-			}
+			msg := h.message(t, uint64(i+1))
 			if msg.Subject != tt.subject {
 				t.Errorf("subject = %q, want %q", msg.Subject, tt.subject)
 			}
@@ -148,10 +142,7 @@ func TestReceiverAnswersSimulatorShapes(t *testing.T) {
 	}
 	others := 0
 	for seq := uint64(1); seq <= uint64(len(events)); seq++ {
-		msg, err := h.stream.GetMsg(context.Background(), seq)
-		if err != nil {
-			t.Fatal(err)
-		}
+		msg := h.message(t, seq)
 		if eventstream.IsOtherSubject(msg.Subject) {
 			others++
 		}

@@ -221,12 +221,7 @@ func TestReceiverSubjectPrefix(t *testing.T) {
 	if n := production.stored(t); n != 0 {
 		t.Fatalf("production stream holds %d messages, want 0", n)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	msg, err := h.stream.GetMsg(ctx, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	msg := h.message(t, 1)
 	if msg.Subject != "staging.persona.events.inquiry.started" {
 		t.Errorf("subject = %q, want staging.persona.events.inquiry.started", msg.Subject)
 	}

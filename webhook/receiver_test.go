@@ -32,12 +32,7 @@ func TestReceiverStoresSignedEvent(t *testing.T) {
 	if n := h.stored(t); n != 1 {
 		t.Fatalf("stream holds %d messages, want 1", n)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	msg, err := h.stream.GetMsg(ctx, 1)
-	if err != nil {
-		t.Fatalf("get message: %v", err)
-	}
+	msg := h.message(t, 1)
 	if msg.Subject != "persona.events.inquiry.started" {
 		t.Errorf("subject = %q, want persona.events.inquiry.started", msg.Subject)
 	}
