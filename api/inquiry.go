@@ -101,13 +101,12 @@ func (v verdict) failure() *failure {
 // period), and adds the fallback link to a refusal when the template offers one.
 func (s *Server) judge(ctx context.Context, inq *state.Inquiry) verdict {
 	v := s.check(inq, s.now())
-	if v.resumable && s.versions != nil && inq.TemplateVersionID != "" && inq.TemplateID != "" {
-		current, err := s.versions.Current(ctx, inq.TemplateID)
-		switch {
+	if v.resumable {
+		switch stale, err := persona.Superseded(ctx, s.versions, inq.TemplateID, inq.TemplateVersionID); {
 		case err != nil:
 			// The template's version is unknown for now: the tracked rules decide.
 			s.logger.WarnContext(ctx, "current template version unknown; not checked", "inquiry_id", inq.ID, "err", err.Error())
-		case current != "" && current != inq.TemplateVersionID:
+		case stale:
 			v = verdict{reason: ReasonStaleVersion, detail: "The inquiry was started on an older version of its template and is not resumed any more."}
 		}
 	}

@@ -184,9 +184,7 @@ type Options struct {
 
 // TemplateVersions tells an inquiry template's current published version;
 // *persona.TemplateVersions implements it with a cache.
-type TemplateVersions interface {
-	Current(ctx context.Context, templateID string) (string, error)
-}
+type TemplateVersions = persona.CurrentVersioner
 
 // Server serves the resume API and the /r/ redirect links. It is safe for concurrent use;
 // all its state is in the Store, so any number of replicas can serve side by side.

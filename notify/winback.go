@@ -72,9 +72,7 @@ type WinbackOptions struct {
 	Fallbacks link.Fallbacks
 	// CurrentVersions, when set, treats an inquiry pinned to a template version older than
 	// the template's published one like a too-old one (RESUMER_RESUME_CURRENT_VERSION_ONLY).
-	CurrentVersions interface {
-		Current(ctx context.Context, templateID string) (string, error)
-	}
+	CurrentVersions persona.CurrentVersioner
 	// HostedFlowURL is the base of fallback links; link.DefaultHostedFlowURL when empty.
 	HostedFlowURL string
 	// Interval between claims (jittered), Lease of a claim, Batch claimed at most per shard.
@@ -307,15 +305,11 @@ func (w *Winback) mint(ctx context.Context, inq *state.Inquiry, now, until time.
 // staleVersion reports whether inq is pinned to an older template version than the
 // published one; an unknown current version counts as not stale.
 func (w *Winback) staleVersion(ctx context.Context, inq *state.Inquiry) bool {
-	if w.o.CurrentVersions == nil || inq.TemplateVersionID == "" || inq.TemplateID == "" {
-		return false
-	}
-	current, err := w.o.CurrentVersions.Current(ctx, inq.TemplateID)
+	stale, err := persona.Superseded(ctx, w.o.CurrentVersions, inq.TemplateID, inq.TemplateVersionID)
 	if err != nil {
 		w.log.Warn("current template version unknown; not checked", "inquiry_id", inq.ID, "err", err.Error())
-		return false
 	}
-	return current != "" && current != inq.TemplateVersionID
+	return stale
 }
 
 // tooOld reports whether inq was created longer ago than its template's maximum age.

@@ -43,6 +43,28 @@ type TemplateVersionSource interface {
 	CurrentTemplateVersion(ctx context.Context, templateID string) (string, error)
 }
 
+// CurrentVersioner answers a template's current published version; *TemplateVersions is
+// one.
+type CurrentVersioner interface {
+	Current(ctx context.Context, templateID string) (string, error)
+}
+
+// Superseded reports whether an inquiry of templateID pinned to version is on an older
+// version than the template's current published one (RESUMER_RESUME_CURRENT_VERSION_ONLY).
+// It is false with no error when src is nil, either id is empty, or src names no current
+// version. An error is src's: the current version is unknown, and callers leave the
+// inquiry to their other rules.
+func Superseded(ctx context.Context, src CurrentVersioner, templateID, version string) (bool, error) {
+	if src == nil || templateID == "" || version == "" {
+		return false, nil
+	}
+	current, err := src.Current(ctx, templateID)
+	if err != nil {
+		return false, err
+	}
+	return current != "" && current != version, nil
+}
+
 // TemplateVersions caches each template's current published version for TTL, so that
 // checking an inquiry's version costs a Persona call per template per TTL, not per inquiry.
 // It is safe for concurrent use.
