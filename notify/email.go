@@ -73,15 +73,15 @@ type EmailOptions struct {
 // EmailChannel sends reminders as multipart/alternative (text and HTML) e-mails over SMTP,
 // one connection per reminder. It is safe for concurrent use.
 type EmailChannel struct {
-	smtp       smtpConfig
-	from       *mail.Address
-	fromDomain string
-	brands     *brand.Set
-	senders    map[string]sender
-	templates  *catalog
-	now        func() time.Time
-	log        *slog.Logger
-	metrics    channelMetrics
+	smtp smtpConfig
+	// from is the default sender; senders overrides it by brand id.
+	from      sender
+	brands    *brand.Set
+	senders   map[string]sender
+	templates *catalog
+	now       func() time.Time
+	log       *slog.Logger
+	metrics   channelMetrics
 }
 
 var _ Channel = (*EmailChannel)(nil)
@@ -134,15 +134,14 @@ func NewEmailChannel(opts EmailOptions) (*EmailChannel, error) {
 		now = time.Now
 	}
 	return &EmailChannel{
-		smtp:       cfg,
-		from:       from.addr,
-		fromDomain: from.domain,
-		brands:     opts.Brands,
-		senders:    senders,
-		templates:  tmpl,
-		now:        now,
-		log:        log.With("component", "notify", "channel", "email"),
-		metrics:    newChannelMetrics(opts.Registerer, "email"),
+		smtp:      cfg,
+		from:      from,
+		brands:    opts.Brands,
+		senders:   senders,
+		templates: tmpl,
+		now:       now,
+		log:       log.With("component", "notify", "channel", "email"),
+		metrics:   newChannelMetrics(opts.Registerer, "email"),
 	}, nil
 }
 
@@ -266,7 +265,7 @@ func (c *EmailChannel) compose(r *Reminder, to string) ([]byte, string, error) {
 		// error can never carry the address or the link.
 		return nil, "", errors.New(scrub(err.Error(), r.Link, r.EmailAddress))
 	}
-	from := sender{addr: c.from, domain: c.fromDomain}
+	from := c.from
 	if s, ok := c.senders[b.ID]; ok {
 		from = s
 	}
