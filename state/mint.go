@@ -121,7 +121,7 @@ func (s *Store) allow(ctx context.Context, key string, limit int, window time.Du
 	if window < time.Millisecond {
 		return Allowance{}, fmt.Errorf("window %v: must be at least 1ms", window)
 	}
-	grant := grantID()
+	grant := randomToken()
 	res, err := allowScript.Run(ctx, s.client, []string{key}, s.now().UnixMilli(), limit,
 		window.Milliseconds(), grant).Int64Slice()
 	if err != nil {

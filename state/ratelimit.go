@@ -199,7 +199,7 @@ func (l *RateLimiter) Wait(ctx context.Context) error {
 		return ctx.Err()
 	}
 	defer func() { <-l.turn }()
-	member := grantID()
+	member := randomToken()
 	for {
 		wait, err := acquireScript.Run(ctx, l.client, l.keys, l.limit, l.window.Milliseconds(), member,
 			l.spacing.Milliseconds()).Int64()
@@ -247,8 +247,9 @@ func (l *RateLimiter) Observe(ctx context.Context, remaining, limit int, reset t
 		"reset", reset.String(), "interval", interval.String())
 }
 
-// grantID returns a unique sorted-set member for one grant.
-func grantID() string {
+// randomToken returns 24 random hex digits: a unique sorted-set member for one grant, or a
+// win-back claim's token.
+func randomToken() string {
 	var b [12]byte
 	rand.Read(b[:])
 	return hex.EncodeToString(b[:])

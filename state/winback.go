@@ -2,9 +2,7 @@ package state
 
 import (
 	"context"
-	"crypto/rand"
 	_ "embed"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"time"
@@ -58,9 +56,7 @@ func (s *Store) ClaimWinbacks(ctx context.Context, within, lease time.Duration, 
 	if within <= 0 || lease <= 0 || limit <= 0 {
 		return nil, fmt.Errorf("claim win-backs: within %v, lease %v and limit %d must be positive", within, lease, limit)
 	}
-	var b [12]byte
-	rand.Read(b[:])
-	token := hex.EncodeToString(b[:])
+	token := randomToken()
 	now := s.now().UnixMilli()
 	calls := make([]scriptCall, s.cfg.Shards)
 	for shard := range calls {
