@@ -36,16 +36,6 @@ func TestWorkerSkipsOtherObjects(t *testing.T) {
 		}
 		return b
 	}
-	deliver := func(body []byte) {
-		t.Helper()
-		req := httptest.NewRequest(http.MethodPost, webhook.Path, bytes.NewReader(body))
-		req.Header.Set(webhook.SignatureHeader, webhook.Sign(body, secret, time.Now()))
-		rec := httptest.NewRecorder()
-		rc.ServeHTTP(rec, req)
-		if rec.Code != http.StatusOK {
-			t.Fatalf("delivery answered %d, want 200", rec.Code)
-		}
-	}
 	const inq = "inq_VNb5oPDNrXhLMaWNkYBxDfJ2"
 	for _, f := range []string{
 		"account-created.kebab.json", "case-created.kebab.json", "report-watchlist-ready.kebab.json",
@@ -53,7 +43,7 @@ func TestWorkerSkipsOtherObjects(t *testing.T) {
 		// Parts of an inquiry resumer has no record of yet.
 		"document-submitted.no-created-at.kebab.json", "inquiry-session-started.kebab.json",
 	} {
-		deliver(fixture(f))
+		deliverSigned(t, rc, secret, fixture(f))
 	}
 	opts := e.options(e.store)
 	r := start(t, opts)
@@ -67,10 +57,10 @@ func TestWorkerSkipsOtherObjects(t *testing.T) {
 
 	// The inquiry starts; a later document event without created-at (updated-at 10:12:30.5)
 	// becomes its last activity.
-	deliver(fixture("inquiry-started.kebab.json"))
+	deliverSigned(t, rc, secret, fixture("inquiry-started.kebab.json"))
 	doc := strings.Replace(string(fixture("document-submitted.no-created-at.kebab.json")),
 		"evt_Dc3mQ7wN1zK5tR9xL2vY8bH4", "evt_Dc3mQ7wN1zK5tR9xL2vY8bH5", 1)
-	deliver([]byte(doc))
+	deliverSigned(t, rc, secret, []byte(doc))
 	eventually(t, 10*time.Second, "inquiry applied", func() bool {
 		got := inquiry(t, e.store, inq)
 		return got != nil && got.LastEventName == "document.submitted"
@@ -116,13 +106,7 @@ func TestWorkerSkipsOtherObjectsUnderPrefix(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	req := httptest.NewRequest(http.MethodPost, webhook.Path, bytes.NewReader(body))
-	req.Header.Set(webhook.SignatureHeader, webhook.Sign(body, secret, time.Now()))
-	rec := httptest.NewRecorder()
-	rc.ServeHTTP(rec, req)
-	if rec.Code != http.StatusOK {
-		t.Fatalf("delivery answered %d, want 200", rec.Code)
-	}
+	deliverSigned(t, rc, secret, body)
 
 	opts := e.options(e.store)
 	opts.Stream, opts.Subjects = stream, subjects
@@ -143,5 +127,18 @@ func TestWorkerSkipsOtherObjectsUnderPrefix(t *testing.T) {
 		if got := testutil.ToFloat64(m.deadLetters.WithLabelValues(reason)); got != 0 {
 			t.Errorf("dead letters{%s} = %v, want 0", reason, got)
 		}
+	}
+}
+
+// deliverSigned posts body, signed with secret, to the receiver rc as Persona would, and fails
+// the test unless it answers 200.
+func deliverSigned(t *testing.T, rc http.Handler, secret, body []byte) {
+	t.Helper()
+	req := httptest.NewRequest(http.MethodPost, webhook.Path, bytes.NewReader(body))
+	req.Header.Set(webhook.SignatureHeader, webhook.Sign(body, secret, time.Now()))
+	rec := httptest.NewRecorder()
+	rc.ServeHTTP(rec, req)
+	if rec.Code != http.StatusOK {
+		t.Fatalf("delivery answered %d, want 200", rec.Code)
 	}
 }
