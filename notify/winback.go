@@ -215,7 +215,6 @@ func (w *Winback) handle(ctx context.Context, c state.WinbackClaim) (outcome str
 	var url string
 	result := WinbackSent
 	if w.tooOld(inq, now) || w.staleVersion(ctx, inq) {
-		url = ""
 		if w.o.Fallbacks.Offers(inq.TemplateID) {
 			url = link.FallbackURL(w.o.HostedFlowURL, inq.TemplateID, inq.ReferenceID)
 		}
