@@ -438,9 +438,7 @@ func (s *Scheduler) attribution(c state.Claim, group string, st Stage, channels 
 		LinkMode: string(s.mode),
 	}
 	if s.brands != nil {
-		if b := s.brands.For(c.TemplateID, c.ReferenceID); b != nil {
-			a.Brand = b.ID
-		}
+		a.Brand = s.brands.For(c.TemplateID, c.ReferenceID).ID // For never returns nil
 	}
 	return a
 }
