@@ -103,24 +103,25 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, stdout io.Writ
 		checks.add("nats", link.check)
 	}
 	var rdb redis.UniversalClient
+	// plain is a state store without metrics, for the readiness probe and the report page.
+	var plain *state.Store
 	if cfg.has("worker") || cfg.has("notify") || cfg.has("api") || cfg.has("reconcile") {
 		var err error
 		if rdb, err = openRedis(cfg); err != nil {
 			return err
 		}
 		defer rdb.Close()
+		if plain, err = state.New(rdb, stateConfig(cfg, nil)); err != nil {
+			return fmt.Errorf("state store: %w", err)
+		}
 		// Every primary answers, and (a real write under the prefix) accepts writes: a Redis
 		// that answers PING but refuses writes (OOM, READONLY after a failover, LOADING) is
 		// not ready.
-		probe, err := state.New(rdb, stateConfig(cfg, nil))
-		if err != nil {
-			return fmt.Errorf("state store: %w", err)
-		}
 		checks.add("redis", func(ctx context.Context) error {
 			if err := redisconn.Ping(ctx, rdb); err != nil {
 				return err
 			}
-			return probe.Ping(ctx)
+			return plain.Ping(ctx)
 		})
 	}
 
@@ -260,13 +261,9 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, stdout io.Writ
 	admin.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	admin.Handle("GET /readyz", &checks)
 	admin.Handle("GET /readyz/{role}", &checks)
-	if rdb != nil {
+	if plain != nil {
 		// The recovery funnel report (report.Handler): any role with Redis can serve it.
-		funnel, err := state.New(rdb, stateConfig(cfg, nil))
-		if err != nil {
-			return fmt.Errorf("report page: %w", err)
-		}
-		admin.Handle("GET /report", report.Handler(funnel, nil, logger.With("component", "report")))
+		admin.Handle("GET /report", report.Handler(plain, nil, logger.With("component", "report")))
 	}
 	for pattern, h := range cfg.devHandlers {
 		admin.Handle(pattern, h)
