@@ -99,9 +99,7 @@ func newWinback(cfg *config, rdb redis.UniversalClient, logger *slog.Logger, reg
 			return nil, err
 		}
 		opts.Persona = client
-		if cfg.CurrentVersionOnly {
-			opts.CurrentVersions = &persona.TemplateVersions{Source: client}
-		}
+		opts.CurrentVersions = currentVersions(cfg, client)
 	}
 	return notify.NewWinback(opts)
 }
