@@ -194,12 +194,16 @@ var errExited = errors.New("redis-server exited")
 // startNode prepares and starts a node (newNode, then Start), on another free port when the
 // process exited at once (its port or bus port taken meanwhile), up to 5 tries.
 func startNode(dir, name string, offsets []int, argv func(port int, dir string) []string) (*RedisNode, error) {
-	return startNodeTLS(dir, name, offsets, nil, argv)
+	return StartNode(dir, name, offsets, nil, argv)
 }
 
-// startNodeTLS is startNode for a node that speaks only TLS (argv sets its tls-port and
-// files), checked and dialled with tlsCfg; with tlsCfg nil it is startNode.
-func startNodeTLS(dir, name string, offsets []int, tlsCfg *tls.Config, argv func(port int, dir string) []string) (*RedisNode, error) {
+// StartNode starts a redis-server of argv's arguments (for its port and directory dir/name)
+// on a free loopback port, and port+off free too for each of offsets, waiting until it
+// answers (checked by its process id, so not another server that took the port); on another
+// port when the process exited at once (its port taken meanwhile), up to 5 tries. With tlsCfg
+// not nil the node speaks only TLS (argv sets its tls-port and files) and is checked and
+// dialled with tlsCfg. The caller kills the node.
+func StartNode(dir, name string, offsets []int, tlsCfg *tls.Config, argv func(port int, dir string) []string) (*RedisNode, error) {
 	var err error
 	for range 5 {
 		var n *RedisNode

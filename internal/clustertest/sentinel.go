@@ -78,19 +78,19 @@ func startSentinel(ctx context.Context, dir string, t *SentinelTLS) (*SentinelSe
 				"--save", "", "--appendonly", "no", "--daemonize", "no"), extra...)
 		}
 	}
-	primary, err := startNodeTLS(dir, "primary", nil, client, dataArgs())
+	primary, err := StartNode(dir, "primary", nil, client, dataArgs())
 	if err != nil {
 		return nil, err
 	}
 	s.Data = append(s.Data, primary)
-	replica, err := startNodeTLS(dir, "replica", nil, client, dataArgs("--replicaof", "127.0.0.1", strconv.Itoa(primary.Port)))
+	replica, err := StartNode(dir, "replica", nil, client, dataArgs("--replicaof", "127.0.0.1", strconv.Itoa(primary.Port)))
 	if err != nil {
 		s.Close()
 		return nil, err
 	}
 	s.Data = append(s.Data, replica)
 	for i := range 3 {
-		n, err := startNodeTLS(dir, "sentinel"+strconv.Itoa(i), nil, client, func(port int, d string) []string {
+		n, err := StartNode(dir, "sentinel"+strconv.Itoa(i), nil, client, func(port int, d string) []string {
 			conf := filepath.Join(d, "sentinel.conf")
 			body := fmt.Sprintf("bind 127.0.0.1\ndir %s\n"+
 				"sentinel monitor %s 127.0.0.1 %d 2\n"+

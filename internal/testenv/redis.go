@@ -5,14 +5,11 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/hex"
-	"errors"
-	"fmt"
 	"os"
 	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -37,7 +34,7 @@ func RedisURL(tb testing.TB) string {
 			redisURL = u
 			return
 		}
-		if ping("redis://127.0.0.1:6379/0", nil) == nil {
+		if ping("redis://127.0.0.1:6379/0") == nil {
 			redisURL = "redis://127.0.0.1:6379/0"
 			return
 		}
@@ -113,12 +110,8 @@ func DeletePrefix(ctx context.Context, c redis.UniversalClient, prefix string) {
 
 // RedisServer is a redis-server process a test owns, for tests that stop Redis on purpose.
 type RedisServer struct {
-	port int
-	dir  string
-	aof  bool
-	tls  *RedisTLS // nil: plain TCP
-	mu   sync.Mutex
-	proc *redisProc
+	node *clustertest.RedisNode
+	tls  bool // speaks only TLS (StartRedisTLS)
 }
 
 // RedisTLS is what StartRedisTLS needs to start a redis-server that speaks only TLS.
@@ -191,44 +184,29 @@ func StartRedisAOF(tb testing.TB) *RedisServer {
 
 // URL is the server's redis:// URL, or rediss:// for a server StartRedisTLS started.
 func (s *RedisServer) URL() string {
-	if s.tls != nil {
-		return fmt.Sprintf("rediss://127.0.0.1:%d/0", s.port)
+	if s.tls {
+		return "rediss://" + s.Addr() + "/0"
 	}
-	return fmt.Sprintf("redis://127.0.0.1:%d/0", s.port)
+	return "redis://" + s.Addr() + "/0"
 }
 
 // Addr is the server's host:port.
-func (s *RedisServer) Addr() string { return "127.0.0.1:" + strconv.Itoa(s.port) }
+func (s *RedisServer) Addr() string { return s.node.Addr() }
 
 // Stop kills the server; calling it on a stopped server does nothing.
-func (s *RedisServer) Stop() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.proc == nil {
-		return
-	}
-	s.proc.kill()
-	s.proc = nil
-}
+func (s *RedisServer) Stop() { s.node.Kill() }
 
 // Restart starts a stopped server again on the same port.
 func (s *RedisServer) Restart(tb testing.TB) {
 	tb.Helper()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.proc != nil {
-		return
-	}
-	p, err := launchRedis(s.port, s.dir, s.aof, s.tls)
-	if err != nil {
+	if err := s.node.Start(); err != nil {
 		tb.Fatalf("restart redis-server: %v", err)
 	}
-	s.proc = p
 }
 
 // startRedisServer starts a redis-server under dir (a new temporary directory when empty) on
-// a free loopback port, on another one when the process exits at once (the port was taken
-// after freePort checked it), up to 5 tries.
+// a free loopback port (clustertest.StartNode: on another one when the process exits at once,
+// its port taken after the check).
 func startRedisServer(dir string, aof bool, t *RedisTLS) (*RedisServer, error) {
 	if dir == "" {
 		var err error
@@ -236,95 +214,37 @@ func startRedisServer(dir string, aof bool, t *RedisTLS) (*RedisServer, error) {
 			return nil, err
 		}
 	}
-	var err error
-	for range 5 {
-		port := freePort()
-		var p *redisProc
-		if p, err = launchRedis(port, dir, aof, t); err == nil {
-			return &RedisServer{port: port, dir: dir, aof: aof, tls: t, proc: p}, nil
-		}
-		if !errors.Is(err, errRedisExited) {
-			return nil, err
-		}
-	}
-	return nil, err
-}
-
-// redisProc is a running redis-server.
-type redisProc struct {
-	cmd    *exec.Cmd
-	exited chan struct{} // closed once cmd has exited and been waited for
-}
-
-// kill kills the process and waits for it to exit.
-func (p *redisProc) kill() {
-	p.cmd.Process.Kill()
-	<-p.exited
-}
-
-// errRedisExited is returned by launchRedis when redis-server exited before answering, most
-// often because its port was taken ("Address already in use").
-var errRedisExited = errors.New("redis-server exited")
-
-// launchRedis starts redis-server on port (with t: TLS only, on port as its tls-port) and
-// waits until it answers, checking by its process id that the server answering is this one
-// (not another that took the port).
-func launchRedis(port int, dir string, aof bool, t *RedisTLS) (*redisProc, error) {
-	args := []string{"--bind", "127.0.0.1", "--save", "",
-		"--appendonly", "no", "--dir", dir, "--daemonize", "no"}
-	url := fmt.Sprintf("redis://127.0.0.1:%d/0", port)
 	var client *tls.Config
-	if t == nil {
-		args = append(args, "--port", strconv.Itoa(port))
-	} else {
-		args = append(args, "--port", "0", "--tls-port", strconv.Itoa(port),
-			"--tls-cert-file", t.CertFile, "--tls-key-file", t.KeyFile,
-			"--tls-ca-cert-file", t.CAFile, "--tls-auth-clients", t.AuthClients)
-		url = fmt.Sprintf("rediss://127.0.0.1:%d/0", port)
+	if t != nil {
 		client = t.Client
 	}
-	if aof {
-		args = append(args, "--appendonly", "yes", "--appendfsync", "always")
-	}
-	cmd := exec.Command("redis-server", args...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	var out Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
+	n, err := clustertest.StartNode(dir, "redis", nil, client, func(port int, d string) []string {
+		args := []string{"--bind", "127.0.0.1", "--save", "",
+			"--appendonly", "no", "--dir", d, "--daemonize", "no"}
+		if t == nil {
+			args = append(args, "--port", strconv.Itoa(port))
+		} else {
+			// TLS only, on port as its tls-port.
+			args = append(args, "--port", "0", "--tls-port", strconv.Itoa(port),
+				"--tls-cert-file", t.CertFile, "--tls-key-file", t.KeyFile,
+				"--tls-ca-cert-file", t.CAFile, "--tls-auth-clients", t.AuthClients)
+		}
+		if aof {
+			args = append(args, "--appendonly", "yes", "--appendfsync", "always")
+		}
+		return args
+	})
+	if err != nil {
 		return nil, err
 	}
-	p := &redisProc{cmd: cmd, exited: make(chan struct{})}
-	go func() { cmd.Wait(); close(p.exited) }()
-	pid := "process_id:" + strconv.Itoa(cmd.Process.Pid) + "\r\n"
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		select {
-		case <-p.exited:
-			return nil, fmt.Errorf("redis-server on port %d: %w: %s\n%s", port, errRedisExited, cmd.ProcessState, out.String())
-		default:
-		}
-		err := ping(url, client, pid)
-		if err == nil {
-			return p, nil
-		}
-		if time.Now().After(deadline) {
-			p.kill()
-			return nil, fmt.Errorf("redis-server on port %d not answering: %w", port, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	return &RedisServer{node: n, tls: t != nil}, nil
 }
 
-// ping checks that the server at url answers; when pid is set ("process_id:N\r\n"), that
-// INFO server names that process. tlsConfig, when not nil, replaces the TLS configuration of
-// a rediss url.
-func ping(url string, tlsConfig *tls.Config, pid ...string) error {
+// ping checks that the server at url answers (an answer asking for a password counts).
+func ping(url string) error {
 	opts, err := redis.ParseURL(url)
 	if err != nil {
 		return err
-	}
-	if tlsConfig != nil {
-		opts.TLSConfig = tlsConfig
 	}
 	opts.DialTimeout = 300 * time.Millisecond
 	opts.MaxRetries = -1
@@ -332,13 +252,6 @@ func ping(url string, tlsConfig *tls.Config, pid ...string) error {
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	if len(pid) > 0 {
-		info, err := c.Info(ctx, "server").Result()
-		if err == nil && !strings.Contains(info, pid[0]) {
-			err = errors.New("another redis-server answers on this port")
-		}
-		return err
-	}
 	err = c.Ping(ctx).Err()
 	if err != nil && strings.Contains(err.Error(), "NOAUTH") {
 		return nil
