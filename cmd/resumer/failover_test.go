@@ -14,9 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/resumer/resumer/internal/clustertest"
 	"github.com/resumer/resumer/internal/redisconn"
 	"github.com/resumer/resumer/internal/testenv"
@@ -250,12 +247,7 @@ func failoverUnderLoad(t *testing.T, mode redisconn.Mode) {
 	}
 
 	// The streams are R3, and nothing was dead-lettered.
-	ncl, err := nats.Connect(nc.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ncl.Close()
-	js, _ := jetstream.New(ncl)
+	js := testenv.JetStream(t, nc.URL())
 	if s, err := js.Stream(ctx, stream); err != nil {
 		t.Errorf("events stream: %v", err)
 	} else if info, err := s.Info(ctx); err != nil || info.Config.Replicas != 3 {

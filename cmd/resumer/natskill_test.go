@@ -100,15 +100,7 @@ func TestWebhookAcksSurviveNATSKill(t *testing.T) {
 	t.Logf("%d events acknowledged, %d answers other than 200 retried", acked.Load(), refused.Load())
 
 	// The stream holds every event once.
-	nc, err := nats.Connect(srv.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := testenv.JetStream(t, srv.URL)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	cons, err := js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{})

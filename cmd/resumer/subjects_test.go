@@ -7,9 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/resumer/resumer/internal/eventstream"
 	"github.com/resumer/resumer/internal/testenv"
 )
@@ -19,15 +16,7 @@ import (
 // the stream in the way, instead of retrying for ever; with a prefix of its own it starts.
 func TestServeRefusesOverlappingSubjects(t *testing.T) {
 	ns := testenv.NATS(t)
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := testenv.JetStream(t, ns.ClientURL())
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if _, err := eventstream.Ensure(ctx, js, eventstream.Config{Name: "PRODUCTION_EVENTS"}); err != nil {
@@ -41,7 +30,7 @@ func TestServeRefusesOverlappingSubjects(t *testing.T) {
 	}
 	args := []string{"serve", "--roles", "webhook", "--http-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0"}
 	start := time.Now()
-	err = run(ctx, args, env(environ), strings.NewReader(""), io.Discard, io.Discard)
+	err := run(ctx, args, env(environ), strings.NewReader(""), io.Discard, io.Discard)
 	t.Logf("first run returned after %v: %v", time.Since(start), err)
 	if err == nil {
 		t.Fatal("serve started beside a stream claiming the same subjects")

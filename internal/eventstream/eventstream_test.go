@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/resumer/resumer/internal/eventstream"
 	"github.com/resumer/resumer/internal/testenv"
@@ -96,15 +95,7 @@ func TestSubjectsEvent(t *testing.T) {
 // same one, the second start-up fails with ErrSubjectsOverlap naming the stream in the way.
 func TestEnsureSubjectsOverlap(t *testing.T) {
 	s := testenv.NATS(t)
-	nc, err := nats.Connect(s.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := testenv.JetStream(t, s.ClientURL())
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	ensure := func(name, prefix string) error {

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // NATS starts an in-process NATS server with JetStream on a random loopback port, storing in
@@ -39,4 +41,20 @@ func NATSAt(tb testing.TB, port int, dir string) *server.Server {
 		s.WaitForShutdown()
 	})
 	return s
+}
+
+// JetStream connects to the NATS server at url and returns a JetStream context of the
+// connection, which is closed when the test ends. It fails the test when either fails.
+func JetStream(tb testing.TB, url string) jetstream.JetStream {
+	tb.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		tb.Fatalf("connect to nats: %v", err)
+	}
+	tb.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		tb.Fatalf("jetstream: %v", err)
+	}
+	return js
 }
