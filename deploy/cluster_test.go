@@ -234,19 +234,7 @@ func TestKubernetesHAOverlay(t *testing.T) {
 		t.Errorf("overlays/ha redis-url names %s, want the chart's Service redis.redis.svc...:26379", opts.Addrs[0])
 	}
 
-	var natsValues struct {
-		Config struct {
-			Cluster struct {
-				Enabled  bool `yaml:"enabled"`
-				Replicas int  `yaml:"replicas"`
-			} `yaml:"cluster"`
-			JetStream struct {
-				Enabled bool `yaml:"enabled"`
-			} `yaml:"jetstream"`
-		} `yaml:"config"`
-	}
-	readYAML(t, filepath.Join("k8s", "values", "nats.yaml"), &natsValues)
-	nv := natsValues.Config
+	nv := readNATSValues(t).Config
 	if !nv.Cluster.Enabled || nv.Cluster.Replicas < 3 || !nv.JetStream.Enabled {
 		t.Errorf("nats values: want a JetStream cluster of at least 3: %+v", nv)
 	}

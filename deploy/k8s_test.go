@@ -30,32 +30,44 @@ func TestKubernetesOverlay(t *testing.T) {
 	checkManifests(t, objs, manifestOptions{pinned: true, startup: true, complete: true})
 }
 
+// natsValues is what the tests read of the NATS chart's values (k8s/values/nats.yaml).
+type natsValues struct {
+	Config struct {
+		Cluster struct {
+			Enabled  bool `yaml:"enabled"`
+			Replicas int  `yaml:"replicas"`
+		} `yaml:"cluster"`
+		JetStream struct {
+			Enabled   bool `yaml:"enabled"`
+			FileStore struct {
+				Enabled bool `yaml:"enabled"`
+				PVC     struct {
+					Enabled bool `yaml:"enabled"`
+				} `yaml:"pvc"`
+			} `yaml:"fileStore"`
+			Merge map[string]any `yaml:"merge"`
+		} `yaml:"jetstream"`
+	} `yaml:"config"`
+}
+
+// readNATSValues reads k8s/values/nats.yaml.
+func readNATSValues(t *testing.T) natsValues {
+	t.Helper()
+	var v natsValues
+	readYAML(t, natsValuesPath, &v)
+	return v
+}
+
+// natsValuesPath is the NATS chart's values file.
+var natsValuesPath = filepath.Join("k8s", "values", "nats.yaml")
+
 // TestKubernetesNATSValues checks the durability the NATS chart's values choose: three
 // clustered JetStream servers (R3 streams need them) storing to files on persistent volumes,
 // each fsyncing at least every second (sync_interval under config.jetstream.merge; the
 // chart's default leaves nats-server's two minutes).
 func TestKubernetesNATSValues(t *testing.T) {
-	var v struct {
-		Config struct {
-			Cluster struct {
-				Enabled  bool `yaml:"enabled"`
-				Replicas int  `yaml:"replicas"`
-			} `yaml:"cluster"`
-			JetStream struct {
-				Enabled   bool `yaml:"enabled"`
-				FileStore struct {
-					Enabled bool `yaml:"enabled"`
-					PVC     struct {
-						Enabled bool `yaml:"enabled"`
-					} `yaml:"pvc"`
-				} `yaml:"fileStore"`
-				Merge map[string]any `yaml:"merge"`
-			} `yaml:"jetstream"`
-		} `yaml:"config"`
-	}
-	path := filepath.Join("k8s", "values", "nats.yaml")
-	readYAML(t, path, &v)
-	c := v.Config
+	path := natsValuesPath
+	c := readNATSValues(t).Config
 	if !c.Cluster.Enabled || c.Cluster.Replicas < 3 {
 		t.Errorf("%s: cluster enabled %t with %d replicas; want a cluster of 3 (R3 streams)", path, c.Cluster.Enabled, c.Cluster.Replicas)
 	}
