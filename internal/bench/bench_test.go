@@ -53,6 +53,21 @@ func TestCorpus(t *testing.T) {
 	}
 }
 
+// runBench runs o within three minutes and returns the run's context, for checks after it,
+// and its report. It fails the test with the run's progress lines when the run fails.
+func runBench(t *testing.T, o Options) (context.Context, *Report) {
+	t.Helper()
+	var progress bytes.Buffer
+	o.Progress = &progress
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	t.Cleanup(cancel)
+	rep, err := Run(ctx, o)
+	if err != nil {
+		t.Fatalf("run: %v\nprogress:\n%s", err, progress.String())
+	}
+	return ctx, rep
+}
+
 // TestRunQuick runs every scenario with a few hundred events against an embedded NATS and
 // the test Redis, and checks that each completes with sane figures. It asserts nothing about
 // speed: that is what the harness measures, on a machine of its own.
@@ -62,14 +77,7 @@ func TestRunQuick(t *testing.T) {
 	}
 	o := Default().Quick()
 	o.RedisURL = testenv.RedisURL(t)
-	var progress bytes.Buffer
-	o.Progress = &progress
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	rep, err := Run(ctx, o)
-	if err != nil {
-		t.Fatalf("run: %v\nprogress:\n%s", err, progress.String())
-	}
+	ctx, rep := runBench(t, o)
 	tables := map[string]*Table{}
 	for _, tb := range rep.Tables {
 		tables[tb.Scenario] = tb
@@ -146,14 +154,7 @@ func TestClusterScenario(t *testing.T) {
 	o.RedisURL = testenv.RedisURL(t)
 	o.Scenarios = []string{"cluster"}
 	o.Cluster.Failover = true
-	var progress bytes.Buffer
-	o.Progress = &progress
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	rep, err := Run(ctx, o)
-	if err != nil {
-		t.Fatalf("run: %v\nprogress:\n%s", err, progress.String())
-	}
+	_, rep := runBench(t, o)
 	tables := map[string]*Table{}
 	for _, tb := range rep.Tables {
 		tables[tb.Scenario] = tb
@@ -185,14 +186,7 @@ func TestRunIngestOnNATSCluster(t *testing.T) {
 	o.NATSReplicas = 3
 	o.Scenarios = []string{"ingest", "e2e"}
 	o.Ingest.LatencyWindows = 0
-	var progress bytes.Buffer
-	o.Progress = &progress
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	rep, err := Run(ctx, o)
-	if err != nil {
-		t.Fatalf("run: %v\nprogress:\n%s", err, progress.String())
-	}
+	ctx, rep := runBench(t, o)
 	if !strings.Contains(rep.Machine.NATS, "cluster of 3") || !strings.Contains(rep.Machine.NATS, "R3") {
 		t.Errorf("report says NATS %q, want the cluster of 3 with R3 streams", rep.Machine.NATS)
 	}
