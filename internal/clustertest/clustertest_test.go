@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/resumer/resumer/internal/redisconn"
 )
 
@@ -39,8 +41,13 @@ func TestRedisClusterFailover(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := rdb.Do(ctx, "WAIT", 1, 5000); n.Err() != nil {
-		t.Fatal(n.Err())
+	// WAIT has no key: a cluster client would send it to any node. Ask the key's primary.
+	primary, err := rdb.(*redis.ClusterClient).MasterForKey(ctx, "k{1}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := primary.Do(ctx, "WAIT", 1, 5000).Int(); err != nil || n < 1 {
+		t.Fatalf("WAIT on the key's primary: %d replicas acknowledged (%v), want 1", n, err)
 	}
 	time.Sleep(100 * time.Millisecond)
 	p.Kill()
