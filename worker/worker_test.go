@@ -349,6 +349,12 @@ func TestWorkerShutdownDrains(t *testing.T) {
 	// Acks are asynchronous (JetStream processes them apart from the info request): wait for
 	// the consumer to reflect them, then check it acknowledged exactly what was applied.
 	var info *jetstream.ConsumerInfo
+	t.Cleanup(func() { // seen once under the full suite: say where the acks stood
+		if t.Failed() && info != nil {
+			t.Logf("consumer at the end: ack floor %d, ack pending %d, pending %d, redelivered %d, delivered %d; store applied %d of %d",
+				info.AckFloor.Stream, info.NumAckPending, info.NumPending, info.NumRedelivered, info.Delivered.Stream, applied, n)
+		}
+	})
 	eventually(t, 30*time.Second, "the acks of the applied events processed", func() bool {
 		info = e.consumerInfo(t, "")
 		return info.NumAckPending == 0 && info.AckFloor.Stream >= uint64(applied)
